@@ -1,0 +1,56 @@
+import path from 'node:path';
+
+/** Every setting the server reads from its environment, with its default. */
+export interface Config {
+  /** TCP port of the HTTP server (PORT, default 8080). */
+  port: number;
+  /** Interface to listen on (HOST, default all interfaces). */
+  host: string | undefined;
+  /** Directory for the embedded store and server-owned files (DATA_DIR, default ./data). */
+  dataDir: string;
+  /** MongoDB connection string; when set the MongoDB engine is used (MONGODB_URI). */
+  mongodbUri: string | undefined;
+  /** Public FHIR base URL used in links and Location headers (BASE_URL); derived from the request when unset. */
+  baseUrl: string | undefined;
+  /** Largest accepted request body in bytes (BODY_LIMIT, default 20 MB). */
+  bodyLimit: number;
+  /** Default and maximum page sizes of searches and histories (DEFAULT_COUNT 20, MAX_COUNT 1000). */
+  defaultCount: number;
+  maxCount: number;
+  /** pino log level (LOG_LEVEL, default info; "silent" disables logs). */
+  logLevel: string;
+  /** Milliseconds SIGTERM waits for in-flight requests before closing (SHUTDOWN_GRACE_MS, default 10000). */
+  shutdownGraceMs: number;
+}
+
+function intFrom(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${value}"`);
+  return n;
+}
+
+/** Sizes like "20mb", "512kb" or a byte count. */
+function sizeFrom(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const m = /^(\d+)\s*(b|kb|mb|gb)?$/i.exec(value.trim());
+  if (!m) throw new Error(`${name} must be a size such as 20mb, got "${value}"`);
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(m[2] ?? 'b').toLowerCase() as 'b'];
+  return Number(m[1]) * unit;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const baseUrl = env.BASE_URL?.replace(/\/+$/, '') || undefined;
+  return {
+    port: intFrom('PORT', env.PORT, 8080),
+    host: env.HOST || undefined,
+    dataDir: path.resolve(env.DATA_DIR || './data'),
+    mongodbUri: env.MONGODB_URI || undefined,
+    baseUrl,
+    bodyLimit: sizeFrom('BODY_LIMIT', env.BODY_LIMIT, 20 * 1024 * 1024),
+    defaultCount: intFrom('DEFAULT_COUNT', env.DEFAULT_COUNT, 20),
+    maxCount: intFrom('MAX_COUNT', env.MAX_COUNT, 1000),
+    logLevel: env.LOG_LEVEL || 'info',
+    shutdownGraceMs: intFrom('SHUTDOWN_GRACE_MS', env.SHUTDOWN_GRACE_MS, 10000),
+  };
+}

@@ -1,0 +1,64 @@
+import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4';
+import type { Services } from './context';
+
+const cache = new Map<string, CapabilityStatement>();
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** The package version, from the package.json above this file (in src/ or in dist/src/). */
+function packageVersion(): string {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+  }
+  return '0.0.0';
+}
+const VERSION = packageVersion();
+
+/** The CapabilityStatement, generated from what the server implements: types, interactions, parameters. */
+export function capabilityStatement(svc: Services, baseUrl: string): CapabilityStatement {
+  const key = `${baseUrl}|${svc.store.supportsTransactions}`;
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const resources: CapabilityStatementRestResource[] = [...svc.resourceTypes].map((type) => ({
+    type,
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: (['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const).map((code) => ({ code })),
+    versioning: 'versioned',
+    readHistory: true,
+    updateCreate: true,
+    conditionalCreate: true,
+    conditionalRead: 'full-support',
+    conditionalUpdate: true,
+    conditionalDelete: 'single',
+    searchParam: [
+      { name: '_id', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id', type: 'token' },
+      { name: '_lastUpdated', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated', type: 'date' },
+      ...[...svc.registry.forType(type).values()]
+        .sort((a, b) => a.code.localeCompare(b.code))
+        .map((p) => ({ name: p.code, definition: p.url, type: p.type })),
+    ],
+  }));
+  const cs: CapabilityStatement = {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: svc.startedAt.toISOString(),
+    publisher: 'espace-sante-fhir',
+    kind: 'instance',
+    software: { name: 'espace-sante-fhir', version: VERSION },
+    implementation: { description: `espace-sante-fhir on its ${svc.store.engine} store`, url: baseUrl },
+    fhirVersion: '4.0.1',
+    format: ['json'],
+    patchFormat: ['application/json-patch+json'],
+    rest: [
+      {
+        mode: 'server',
+        resource: resources,
+        interaction: [...(svc.store.supportsTransactions ? [{ code: 'transaction' as const }] : []), { code: 'batch' }, { code: 'history-system' }],
+      },
+    ],
+  };
+  cache.set(key, cs);
+  return cs;
+}

@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto';
+import type { Resource } from 'fhir/r4';
+import * as jsonpatch from 'fast-json-patch';
+import { badRequest, FhirError, informational, notFound, operationOutcome, preconditionFailed } from '../outcome';
+import { emptyIndex, extractIndex } from '../search/extract';
+import { parseCount, parseSearch } from '../search/parse';
+import type { SearchPlan } from '../search/plan';
+import { dateRange } from '../search/values';
+import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
+import type { FhirRequest, FhirResponse, Services } from './context';
+import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
+import { historyBundle, searchBundle } from './bundles';
+
+const indexed = (svc: Services, resource: Resource, baseUrl: string): WriteInput => ({ resource, index: extractIndex(svc.registry, resource, baseUrl) });
+
+function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what: string): void {
+  if (req.ifMatch === undefined) return;
+  const wanted = versionOfEtag(req.ifMatch);
+  if (!current) throw preconditionFailed(`If-Match: ${what} does not exist`);
+  if (String(current.versionId) !== wanted) throw preconditionFailed(`If-Match: ${what} is at version ${current.versionId}, not ${wanted}`);
+}
+
+/** The answer to a successful write, shaped by `Prefer: return`. */
+export function writeResponse(svc: Services, req: FhirRequest, status: number, v: StoredVersion, message: string): FhirResponse {
+  const headers = versionHeaders(svc, v, req.baseUrl, status === 201 || req.method !== 'DELETE');
+  if (req.prefer.return === 'minimal') return { status, headers };
+  if (req.prefer.return === 'OperationOutcome') return { status, headers, body: informational(message) };
+  return v.json ? { status, headers, raw: v.json } : { status, headers };
+}
+
+/** Runs a type-level query for a conditional interaction: criteria are required and always strict. */
+export async function conditionalMatches(svc: Services, req: FhirRequest, type: string, query: [string, string][]): Promise<StoredVersion[]> {
+  const criteria = query.filter(([k]) => !['_format', '_pretty'].includes(k));
+  if (criteria.length === 0) throw badRequest(`A conditional ${req.method} needs search criteria`);
+  const { plan } = parseSearch(svc.registry, type, criteria, { strict: true, defaultCount: 2, maxCount: 2, baseUrl: req.baseUrl });
+  plan.count = 2;
+  plan.total = 'none';
+  plan.cursor = undefined;
+  return (await svc.store.search(plan)).items;
+}
+
+export function parseQueryString(q: string): [string, string][] {
+  const s = q.replace(/^[^?]*\?/, '');
+  return [...new URLSearchParams(s).entries()];
+}
+
+export async function create(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
+  const body = resourceBody(svc, req.body, type);
+  if (req.ifNoneExist !== undefined) {
+    const matches = await conditionalMatches(svc, req, type, parseQueryString(req.ifNoneExist));
+    if (matches.length > 1) throw preconditionFailed(`If-None-Exist: ${matches.length > 1 ? 'several' : ''} ${type} resources match the criteria`);
+    if (matches.length === 1) return writeResponse(svc, req, 200, matches[0], `${type}/${matches[0].id} already exists; nothing was created`);
+  }
+  const id = req.assignedId ?? randomUUID();
+  const result = await svc.store.write(type, id, (current, next) => {
+    if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
+    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl);
+  });
+  return writeResponse(svc, req, 201, result.version, `Created ${type}/${id}`);
+}
+
+export async function read(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
+  const v = await svc.store.read(type, id);
+  if (!v) throw notFound(`${type}/${id} is not known`);
+  if (v.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`, undefined, { ETag: etag(v.versionId), 'Last-Modified': httpDate(v.lastUpdated) });
+  const headers = versionHeaders(svc, v, req.baseUrl, false);
+  if (req.ifNoneMatch !== undefined && versionOfEtag(req.ifNoneMatch) === String(v.versionId)) return { status: 304, headers };
+  if (req.ifModifiedSince !== undefined) {
+    const since = Date.parse(req.ifModifiedSince);
+    if (!Number.isNaN(since) && Math.floor(v.lastUpdated / 1000) * 1000 <= since) return { status: 304, headers };
+  }
+  return { status: 200, headers, raw: v.json };
+}
+
+export async function vread(svc: Services, req: FhirRequest, type: string, id: string, vid: string): Promise<FhirResponse> {
+  const n = Number(vid);
+  const v = /^\d+$/.test(vid) ? await svc.store.vread(type, id, n) : undefined;
+  if (!v) throw notFound(`${type}/${id} has no version ${vid}`);
+  if (v.deleted) throw new FhirError(410, 'deleted', `Version ${vid} of ${type}/${id} is a deletion`, undefined, { ETag: etag(v.versionId) });
+  return { status: 200, headers: versionHeaders(svc, v, req.baseUrl, false), raw: v.json };
+}
+
+export async function update(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
+  checkId(id);
+  const body = resourceBody(svc, req.body, type);
+  if (body.id === undefined) throw badRequest(`The ${type} in the body has no id; an update needs id "${id}" in the body`, `${type}.id`);
+  if (body.id !== id) throw badRequest(`The id in the body (${body.id}) does not match the id in the URL (${id})`, `${type}.id`);
+  const result = await svc.store.write(type, id, (current, next) => {
+    checkIfMatch(req, current, `${type}/${id}`);
+    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl);
+  });
+  const created = !result.previous || result.previous.deleted;
+  return writeResponse(svc, req, created ? 201 : 200, result.version, `${created ? 'Created' : 'Updated'} ${type}/${id}`);
+}
+
+export async function conditionalUpdate(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
+  const body = resourceBody(svc, req.body, type);
+  const matches = await conditionalMatches(svc, req, type, req.query);
+  if (matches.length > 1) throw preconditionFailed(`Several ${type} resources match the criteria of the conditional update`);
+  if (matches.length === 1) {
+    const id = matches[0].id;
+    if (body.id !== undefined && body.id !== id) throw badRequest(`The id in the body (${body.id}) is not the id of the matching resource (${id})`, `${type}.id`);
+    return update(svc, { ...req, body: { ...body, id } }, type, id);
+  }
+  if (body.id !== undefined) {
+    const existing = await svc.store.read(type, body.id);
+    if (existing && !existing.deleted) throw new FhirError(409, 'conflict', `${type}/${body.id} exists but does not match the criteria of the conditional update`);
+    return update(svc, req, type, body.id);
+  }
+  return create(svc, { ...req, ifNoneExist: undefined }, type);
+}
+
+function pointerToFhirPath(type: string, pointer: string): string {
+  return [type, ...pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))]
+    .map((p, i) => (i > 0 && /^\d+$/.test(p) ? `[${p}]` : i > 0 ? `.${p}` : p))
+    .join('');
+}
+
+/** Applies a JSON Patch document to the current content; errors name the operation and the element. */
+export function applyJsonPatch(type: string, current: Resource, ops: unknown): Resource {
+  if (!Array.isArray(ops)) throw badRequest('A JSON Patch document must be an array of operations');
+  const invalid = jsonpatch.validate(ops as jsonpatch.Operation[], current);
+  if (invalid) {
+    const i = invalid.index ?? 0;
+    const op = ops[i] as { path?: string } | undefined;
+    const where = op?.path && typeof op.path === 'string' ? pointerToFhirPath(type, op.path) : undefined;
+    const status = invalid.name === 'TEST_OPERATION_FAILED' || invalid.name === 'OPERATION_PATH_UNRESOLVABLE' || invalid.name === 'OPERATION_FROM_UNRESOLVABLE' ? 422 : 400;
+    throw new FhirError(status, status === 422 ? 'processing' : 'invalid', `JSON Patch operation ${i} (${(ops[i] as { op?: string })?.op ?? '?'}) failed: ${invalid.message.split('\n')[0]}`, where);
+  }
+  let patched: Resource;
+  try {
+    patched = jsonpatch.applyPatch(current, ops as jsonpatch.Operation[], false, true).newDocument as Resource;
+  } catch (e) {
+    throw new FhirError(422, 'processing', `JSON Patch could not be applied: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof patched !== 'object' || patched === null || patched.resourceType !== type) throw new FhirError(422, 'processing', 'A patch may not change the resourceType', `${type}.resourceType`);
+  if (patched.id !== current.id) throw new FhirError(422, 'processing', 'A patch may not change the id', `${type}.id`);
+  return patched;
+}
+
+export async function patch(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
+  if (req.bodyKind !== 'json-patch') throw new FhirError(415, 'not-supported', 'PATCH takes a JSON Patch document (Content-Type: application/json-patch+json); FHIRPath Patch is not supported');
+  const result = await svc.store.write(type, id, (current, next) => {
+    if (!current) throw notFound(`${type}/${id} is not known`);
+    if (current.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`);
+    checkIfMatch(req, current, `${type}/${id}`);
+    const patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
+    resourceBody(svc, patched, type);
+    return indexed(svc, stamp(patched, id, next.versionId, next.lastUpdated), req.baseUrl);
+  });
+  return writeResponse(svc, req, 200, result.version, `Patched ${type}/${id}`);
+}
+
+export async function conditionalPatch(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
+  const matches = await conditionalMatches(svc, req, type, req.query);
+  if (matches.length === 0) throw notFound(`No ${type} matches the criteria of the conditional patch`);
+  if (matches.length > 1) throw preconditionFailed(`Several ${type} resources match the criteria of the conditional patch`);
+  return patch(svc, req, type, matches[0].id);
+}
+
+function deleteResponse(req: FhirRequest, result: WriteResult | undefined, message: string): FhirResponse {
+  const headers: Record<string, string> = result && !result.unchanged ? { ETag: etag(result.version.versionId) } : {};
+  if (req.prefer.return === 'OperationOutcome') return { status: 200, headers, body: informational(message) };
+  return { status: 204, headers };
+}
+
+export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
+  const result = await svc.store.write(type, id, (current) => {
+    if (!current) throw notFound(`${type}/${id} is not known`);
+    checkIfMatch(req, current, `${type}/${id}`);
+    if (current.deleted) return null;
+    return { resource: null, index: emptyIndex() };
+  });
+  return deleteResponse(req, result, result.unchanged ? `${type}/${id} was already deleted` : `Deleted ${type}/${id}`);
+}
+
+export async function conditionalDelete(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
+  const matches = await conditionalMatches(svc, req, type, req.query);
+  if (matches.length > 1) throw preconditionFailed(`Several ${type} resources match the criteria of the conditional delete; this server deletes one at a time`);
+  if (matches.length === 0) return deleteResponse(req, undefined, `No ${type} matched the criteria; nothing was deleted`);
+  return remove(svc, req, type, matches[0].id);
+}
+
+function ignoredOutcome(ignored: string[]) {
+  return ignored.length ? operationOutcome(ignored.map((p) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Search parameter "${p}" is not known to this server and was ignored` }))) : undefined;
+}
+
+export async function search(svc: Services, req: FhirRequest, type: string, params: [string, string][]): Promise<FhirResponse> {
+  const strict = req.prefer.handling === 'strict';
+  const { plan, ignored } = parseSearch(svc.registry, type, params, { strict, defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount, baseUrl: req.baseUrl });
+  const page = await svc.store.search(plan);
+  const kept = params.filter(([k]) => !ignored.includes(k) && k !== '_cursor' && k !== '_count');
+  return { status: 200, headers: {}, raw: searchBundle(req.baseUrl, `${req.baseUrl}/${type}`, kept, plan, page, ignoredOutcome(ignored)) };
+}
+
+const HISTORY_PARAMS = new Set(['_count', '_since', '_cursor', '_format', '_pretty']);
+
+export async function history(svc: Services, req: FhirRequest, type?: string, id?: string): Promise<FhirResponse> {
+  let since: number | undefined;
+  let cursor: SearchPlan['cursor'];
+  let count = svc.config.defaultCount;
+  for (const [k, v] of req.query) {
+    if (k === '_since') {
+      const r = dateRange(v);
+      if (!r) throw badRequest(`_since must be an instant such as 2024-01-31T10:00:00Z, got "${v}"`);
+      since = r.low;
+    } else if (k === '_count') count = parseCount(v, { defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount });
+    else if (k === '_cursor') {
+      const m = /^(next|prev):(.+)$/.exec(v);
+      if (!m) throw badRequest('_cursor is not a paging position this server issued');
+      cursor = { direction: m[1] as 'next' | 'prev', position: m[2] };
+    } else if (!HISTORY_PARAMS.has(k) && req.prefer.handling === 'strict') throw new FhirError(400, 'not-supported', `History does not support the parameter "${k}" (Prefer: handling=strict)`);
+  }
+  if (type && id) {
+    const current = await svc.store.read(type, id);
+    if (!current) throw notFound(`${type}/${id} is not known`);
+  }
+  const page = await svc.store.history({ type, id, since, count, cursor });
+  const self = [req.baseUrl, type, id, '_history'].filter(Boolean).join('/');
+  const kept = req.query.filter(([k]) => k === '_since');
+  return { status: 200, headers: {}, raw: historyBundle(req.baseUrl, self, kept, count, page) };
+}
+
+export { iso };

@@ -1,0 +1,50 @@
+import type { Resource } from 'fhir/r4';
+import { badRequest, FhirError } from '../outcome';
+import type { StoredVersion } from '../store/types';
+import type { Services } from './context';
+
+export const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
+
+export const etag = (versionId: number) => `W/"${versionId}"`;
+export const iso = (ms: number) => new Date(ms).toISOString();
+export const httpDate = (ms: number) => new Date(ms).toUTCString();
+
+export function checkType(svc: Services, type: string): void {
+  if (!svc.resourceTypes.has(type)) throw new FhirError(404, 'not-found', `Unknown resource type "${type}"`);
+}
+
+export function checkId(id: string, expression?: string): void {
+  if (!ID_RE.test(id)) throw badRequest(`"${id}" is not a valid resource id (1 to 64 characters among A-Z a-z 0-9 - .)`, expression);
+}
+
+/** The version number in an If-Match or If-None-Match header: `W/"3"`, `"3"` or `3`. */
+export function versionOfEtag(header: string): string {
+  return header.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
+}
+
+/**
+ * Checks that a request body is a resource of the expected type and returns it.
+ * (Full structural and profile validation is the validation layer's work.)
+ */
+export function resourceBody(svc: Services, body: unknown, type?: string): Resource {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('The request body is not a FHIR resource: expected a JSON object with a resourceType');
+  const r = body as Record<string, unknown>;
+  if (typeof r.resourceType !== 'string') throw badRequest('The request body is not a FHIR resource: resourceType is missing', 'resourceType');
+  if (!svc.resourceTypes.has(r.resourceType)) throw badRequest(`Unknown resourceType "${r.resourceType}"`, 'resourceType');
+  if (type && r.resourceType !== type) throw badRequest(`resourceType "${r.resourceType}" does not match the type in the URL (${type})`, `${r.resourceType}.resourceType`);
+  if (r.id !== undefined && (typeof r.id !== 'string' || !ID_RE.test(r.id))) throw badRequest(`${r.resourceType}.id is not a valid id`, `${r.resourceType}.id`);
+  if (r.meta !== undefined && (typeof r.meta !== 'object' || r.meta === null || Array.isArray(r.meta))) throw badRequest(`${r.resourceType}.meta must be an object`, `${r.resourceType}.meta`);
+  return body as Resource;
+}
+
+/** The resource as stored: server-owned id, versionId and lastUpdated, first in the JSON. */
+export function stamp(resource: Resource, id: string, versionId: number, lastUpdated: number): Resource {
+  const { resourceType, id: _id, meta, ...rest } = resource as Resource & Record<string, unknown>;
+  return { resourceType, id, meta: { ...(meta ?? {}), versionId: String(versionId), lastUpdated: iso(lastUpdated) }, ...rest } as Resource;
+}
+
+export function versionHeaders(svc: Services, v: StoredVersion, baseUrl: string, withLocation: boolean): Record<string, string> {
+  const h: Record<string, string> = { ETag: etag(v.versionId), 'Last-Modified': httpDate(v.lastUpdated) };
+  if (withLocation) h.Location = `${baseUrl}/${v.type}/${v.id}/_history/${v.versionId}`;
+  return h;
+}

@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Services, FhirRequest, FhirResponse, Method } from '../fhir/context';
+import { parsePrefer } from '../fhir/context';
+import { dispatch } from '../fhir/dispatch';
+import type { Logger } from '../log';
+import { FhirError, operationOutcome } from '../outcome';
+import { WriteContentionError } from '../store/types';
+
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+const JSON_TYPES = new Set(['application/fhir+json', 'application/json', 'text/json']);
+const XML_TYPES = new Set(['application/fhir+xml', 'application/xml', 'text/xml', 'xml']);
+const XML_MESSAGE = 'XML is not supported by this server yet; send and accept application/fhir+json';
+const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The response media type the client asked for: _format first, then Accept. */
+function responseType(req: Request, format: string | undefined): string {
+  if (format !== undefined) {
+    const f = format.toLowerCase().split(';')[0].trim();
+    if (f === 'json' || JSON_TYPES.has(f)) return f === 'application/json' ? 'application/json; charset=utf-8' : FHIR_JSON;
+    if (XML_TYPES.has(f)) throw new FhirError(415, 'not-supported', XML_MESSAGE);
+    throw new FhirError(415, 'not-supported', `_format "${format}" is not supported; use json`);
+  }
+  const accept = req.get('accept');
+  if (!accept) return FHIR_JSON;
+  const types = accept.split(',').map((t) => t.split(';')[0].trim().toLowerCase());
+  if (types.some((t) => t === 'application/fhir+json' || t === '*/*' || t === 'application/*' || t === 'application/json+fhir')) return FHIR_JSON;
+  if (types.some((t) => JSON_TYPES.has(t))) return 'application/json; charset=utf-8';
+  if (types.some((t) => XML_TYPES.has(t))) throw new FhirError(415, 'not-supported', XML_MESSAGE);
+  return FHIR_JSON;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new FhirError(400, 'structure', `The body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function readBody(req: Request, method: Method): Pick<FhirRequest, 'body' | 'bodyKind'> {
+  const buf = req.body as Buffer | undefined;
+  if (!Buffer.isBuffer(buf) || buf.length === 0 || method === 'GET' || method === 'HEAD' || method === 'DELETE') return {};
+  const ct = (req.get('content-type') ?? 'application/fhir+json').split(';')[0].trim().toLowerCase();
+  const text = buf.toString('utf8');
+  if (JSON_TYPES.has(ct)) {
+    const body = parseJson(text);
+    return { body, bodyKind: method === 'PATCH' && Array.isArray(body) ? 'json-patch' : 'resource' };
+  }
+  if (ct === 'application/json-patch+json') return { body: parseJson(text), bodyKind: 'json-patch' };
+  if (ct === 'application/x-www-form-urlencoded') return { body: text, bodyKind: 'form' };
+  if (XML_TYPES.has(ct)) throw new FhirError(415, 'not-supported', XML_MESSAGE);
+  throw new FhirError(415, 'not-supported', `Content-Type ${ct} is not supported; send application/fhir+json (or application/json-patch+json for PATCH)`);
+}
+
+function segments(path: string): string[] {
+  try {
+    return path
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => decodeURIComponent(s));
+  } catch {
+    throw new FhirError(400, 'invalid', 'The URL path is not correctly percent-encoded');
+  }
+}
+
+/** The route as a template (no ids, no values), for the logs. */
+function routeOf(path: string[]): string {
+  return path.map((s, i) => (i === 0 || s.startsWith('_') || s.startsWith('$') ? s : i === 3 ? ':vid' : ':id')).join('/');
+}
+
+function send(res: Response, fr: FhirResponse, type: string, pretty: boolean): void {
+  res.status(fr.status);
+  for (const [k, v] of Object.entries(fr.headers)) res.setHeader(k, v);
+  if (fr.status === 304 || (fr.raw === undefined && fr.body === undefined)) {
+    res.end();
+    return;
+  }
+  let text = fr.raw ?? JSON.stringify(fr.body);
+  if (pretty) text = JSON.stringify(JSON.parse(text), null, 2);
+  res.setHeader('Content-Type', type);
+  res.send(text);
+}
+
+function sendError(res: Response, err: FhirError, pretty: boolean): void {
+  send(res, { status: err.status, headers: err.headers, body: operationOutcome(err.issues) }, FHIR_JSON, pretty);
+}
+
+export function createApp(svc: Services, log: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.use((req, res, next) => {
+    const id = req.get('x-request-id')?.slice(0, 64) ?? randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      log.info({ reqId: id, method: req.method, route: res.locals.route ?? 'other', status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 }, 'request');
+    });
+    next();
+  });
+
+  app.use('/fhir', express.raw({ type: () => true, limit: svc.config.bodyLimit }));
+
+  app.use('/fhir', async (req: Request, res: Response) => {
+    const query = [...new URLSearchParams(req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '').entries()];
+    const format = query.find(([k]) => k === '_format')?.[1];
+    const pretty = query.some(([k, v]) => k === '_pretty' && v === 'true');
+    try {
+      const method = req.method as Method;
+      if (!METHODS.has(method)) throw new FhirError(405, 'not-supported', `HTTP method ${req.method} is not supported`, undefined, { Allow: [...METHODS].join(', ') });
+      const type = responseType(req, format);
+      const path = segments(req.path);
+      res.locals.route = `${method} /fhir/${routeOf(path)}`;
+      const fr: FhirRequest = {
+        method,
+        path,
+        query,
+        ...readBody(req, method),
+        ifMatch: req.get('if-match'),
+        ifNoneMatch: req.get('if-none-match'),
+        ifNoneExist: req.get('if-none-exist'),
+        ifModifiedSince: req.get('if-modified-since'),
+        prefer: parsePrefer(req.get('prefer')),
+        baseUrl: svc.config.baseUrl ?? `${req.protocol}://${req.get('host')}/fhir`,
+      };
+      send(res, await dispatch(svc, fr), type, pretty);
+    } catch (err) {
+      if (err instanceof FhirError) return sendError(res, err, pretty);
+      if (err instanceof WriteContentionError) return sendError(res, new FhirError(409, 'conflict', 'Too many concurrent writes to this resource; try again'), pretty);
+      // Never the message: it may quote stored content. The stack is enough to find the fault.
+      log.error({ reqId: res.locals.requestId, err: (err as Error)?.name, stack: (err as Error)?.stack?.split('\n').slice(1, 8).join('\n') }, 'request failed');
+      sendError(res, new FhirError(500, 'exception', `Internal server error (request ${res.locals.requestId})`), false);
+    }
+  });
+
+  // Errors raised before the FHIR handler: body too large, unreadable body.
+  app.use((err: { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    if (err.type === 'entity.too.large') return sendError(res, new FhirError(413, 'too-costly', `The request body is larger than the limit of ${svc.config.bodyLimit} bytes`), false);
+    if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') return sendError(res, new FhirError(415, 'not-supported', 'Unsupported content encoding or charset'), false);
+    if (err.status && err.status >= 400 && err.status < 500) return sendError(res, new FhirError(err.status, 'invalid', 'The request body could not be read'), false);
+    log.error({ reqId: res.locals.requestId, err: (err as Error)?.name }, 'request failed');
+    return sendError(res, new FhirError(500, 'exception', `Internal server error (request ${res.locals.requestId})`), false);
+  });
+
+  app.use((req, res) => sendError(res, new FhirError(404, 'not-found', `Nothing here; the FHIR API is under /fhir`), false));
+  return app;
+}

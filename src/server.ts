@@ -1,0 +1,54 @@
+import http from 'node:http';
+import path from 'node:path';
+import type { Config } from './config';
+import type { Services } from './fhir/context';
+import { createApp } from './http/app';
+import type { Logger } from './log';
+import { r4ResourceTypes } from './r4';
+import { SearchParamRegistry } from './search/registry';
+import { MongoStore } from './store/mongo';
+import { SqliteStore } from './store/sqlite';
+import type { ResourceStore } from './store/types';
+
+export function createStore(config: Config): ResourceStore {
+  if (config.mongodbUri) return new MongoStore(config.mongodbUri);
+  return new SqliteStore(path.join(config.dataDir, 'espace-sante.sqlite'));
+}
+
+export async function createServices(config: Config, store: ResourceStore = createStore(config)): Promise<Services> {
+  await store.init();
+  return { store, registry: new SearchParamRegistry(), config, resourceTypes: r4ResourceTypes(), startedAt: new Date() };
+}
+
+export interface RunningServer {
+  server: http.Server;
+  services: Services;
+  url: string;
+  /** Stops accepting connections, lets in-flight requests finish (up to the grace period), closes the store. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger, store?: ResourceStore): Promise<RunningServer> {
+  const services = await createServices(config, store);
+  const app = createApp(services, log);
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host ?? 'localhost'}:${port}/fhir`;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
+      await closed;
+      clearTimeout(timer);
+      await services.store.close();
+    })());
+  return { server, services, url, stop };
+}

@@ -1,0 +1,76 @@
+import type { Resource } from 'fhir/r4';
+import type { IndexEntries } from '../search/extract';
+import type { SearchPlan } from '../search/plan';
+
+/** One version of a resource as stored. */
+export interface StoredVersion {
+  type: string;
+  id: string;
+  versionId: number;
+  /** epoch milliseconds */
+  lastUpdated: number;
+  deleted: boolean;
+  /** the resource's JSON text; absent for a deletion */
+  json?: string;
+}
+
+/** What a write stores: the new resource (null to delete) and its index entries. */
+export interface WriteInput {
+  resource: Resource | null;
+  index: IndexEntries;
+}
+
+/**
+ * Computes the new version from the current one. Called inside the engine's atomic section and
+ * called again if another writer got there first, so it must be a pure function of its arguments.
+ * Returning null leaves the resource as it is (e.g. deleting what is already deleted).
+ */
+export type Mutator = (current: StoredVersion | undefined, next: { versionId: number; lastUpdated: number }) => WriteInput | null;
+
+export interface WriteResult {
+  version: StoredVersion;
+  /** the version that was current before; undefined when the resource did not exist */
+  previous?: StoredVersion;
+  /** true when the mutator returned null and nothing was written */
+  unchanged: boolean;
+}
+
+export interface Page<T> {
+  items: T[];
+  total?: number;
+  /** engine positions for the next and previous pages, when there are such pages */
+  next?: string;
+  prev?: string;
+}
+
+export interface HistoryQuery {
+  type?: string;
+  id?: string;
+  /** only versions written at or after this instant (epoch ms) */
+  since?: number;
+  count: number;
+  cursor?: SearchPlan['cursor'];
+}
+
+export interface ResourceStore {
+  readonly engine: 'sqlite' | 'mongodb';
+  /** where the data lives, for the start-up message (never includes credentials) */
+  readonly location: string;
+  /** whether transaction() is all-or-nothing on this deployment */
+  readonly supportsTransactions: boolean;
+
+  init(): Promise<void>;
+  close(): Promise<void>;
+
+  /** The current version, deleted or not; undefined if the resource never existed. */
+  read(type: string, id: string): Promise<StoredVersion | undefined>;
+  vread(type: string, id: string, versionId: number): Promise<StoredVersion | undefined>;
+  write(type: string, id: string, mutate: Mutator): Promise<WriteResult>;
+  history(query: HistoryQuery): Promise<Page<StoredVersion>>;
+  search(plan: SearchPlan): Promise<Page<StoredVersion>>;
+  /** Runs fn with a store whose writes all commit or all roll back. */
+  transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T>;
+}
+
+/** Thrown by write() when concurrent writers kept winning the race for the same resource. */
+export class WriteContentionError extends Error {}
