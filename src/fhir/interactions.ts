@@ -127,6 +127,7 @@ export function applyJsonPatch(type: string, current: Resource, ops: unknown): R
     const status = invalid.name === 'TEST_OPERATION_FAILED' || invalid.name === 'OPERATION_PATH_UNRESOLVABLE' || invalid.name === 'OPERATION_FROM_UNRESOLVABLE' ? 422 : 400;
     throw new FhirError(status, status === 422 ? 'processing' : 'invalid', `JSON Patch operation ${i} (${(ops[i] as { op?: string })?.op ?? '?'}) failed: ${invalid.message.split('\n')[0]}`, where);
   }
+  const id = current.id;
   let patched: Resource;
   try {
     patched = jsonpatch.applyPatch(current, ops as jsonpatch.Operation[], false, true).newDocument as Resource;
@@ -134,7 +135,7 @@ export function applyJsonPatch(type: string, current: Resource, ops: unknown): R
     throw new FhirError(422, 'processing', `JSON Patch could not be applied: ${(e as Error).message.split('\n')[0]}`);
   }
   if (typeof patched !== 'object' || patched === null || patched.resourceType !== type) throw new FhirError(422, 'processing', 'A patch may not change the resourceType', `${type}.resourceType`);
-  if (patched.id !== current.id) throw new FhirError(422, 'processing', 'A patch may not change the id', `${type}.id`);
+  if (patched.id !== id) throw new FhirError(422, 'processing', 'A patch may not change the id', `${type}.id`);
   return patched;
 }
 

@@ -120,7 +120,11 @@ export function extractIndex(registry: SearchParamRegistry, resource: { resource
     } catch {
       continue; // An expression that fails on unusual content indexes nothing for that resource.
     }
-    for (const node of nodes) addNode(index, seen, def, node.data, node.fhirNodeDataType, baseUrl);
+    for (const node of nodes) {
+      // Paths give nodes with their FHIR type; computed values (e.g. a boolean from `exists()`) come bare.
+      const isNode = typeof node === 'object' && node !== null && 'data' in node && 'path' in node;
+      addNode(index, seen, def, isNode ? node.data : node, isNode ? node.fhirNodeDataType : undefined, baseUrl);
+    }
   }
   return index;
 }

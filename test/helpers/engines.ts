@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { MongoClient } from 'mongodb';
+import { loadConfig, type Config } from '../../src/config';
+import { createServices } from '../../src/server';
+import { SqliteStore } from '../../src/store/sqlite';
+import { MongoStore } from '../../src/store/mongo';
+import type { ResourceStore } from '../../src/store/types';
+import type { Services } from '../../src/fhir/context';
+
+export interface Engine {
+  name: 'sqlite' | 'mongodb';
+  /** a fresh, empty store */
+  create(): ResourceStore;
+  /** removes what create() made */
+  cleanup(): Promise<void>;
+}
+
+const mongoUri = process.env.MONGODB_URI;
+let warned = false;
+
+/** A database of its own for each store a test makes, on the server of MONGODB_URI. */
+function mongoDbUri(base: string, name: string): string {
+  const u = new URL(base);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** The engines the suites run on: SQLite always, MongoDB whenever MONGODB_URI is set. */
+export function engines(): Engine[] {
+  const list: Engine[] = [];
+  const dirs: string[] = [];
+  list.push({
+    name: 'sqlite',
+    create() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-test-'));
+      dirs.push(dir);
+      return new SqliteStore(path.join(dir, 'test.sqlite'));
+    },
+    async cleanup() {
+      for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+    },
+  });
+  if (mongoUri) {
+    const dbs: string[] = [];
+    list.push({
+      name: 'mongodb',
+      create() {
+        const name = `esf_test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+        dbs.push(name);
+        return new MongoStore(mongoDbUri(mongoUri, name));
+      },
+      async cleanup() {
+        const client = await MongoClient.connect(mongoUri);
+        try {
+          for (const name of dbs.splice(0)) await client.db(name).dropDatabase();
+        } finally {
+          await client.close();
+        }
+      },
+    });
+  } else if (!warned) {
+    warned = true;
+    // Visible in every run without MongoDB, so nobody mistakes a SQLite-only run for a full one.
+    console.warn('MONGODB_URI is not set: the MongoDB engine is SKIPPED; only the SQLite engine is tested.');
+  }
+  return list;
+}
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({}), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', ...overrides };
+}
+
+export async function servicesFor(engine: Engine, overrides: Partial<Config> = {}): Promise<Services> {
+  return createServices(testConfig(overrides), engine.create());
+}
