@@ -21,8 +21,8 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
 
   if (a === undefined) {
     if (req.method === 'POST') return processBundle(svc, req);
-    allow(req, ['POST'], 'the FHIR base');
-    throw notSupported(501, 'System-level search is not supported by this server yet');
+    if (req.method === 'GET' || req.method === 'HEAD') throw notSupported(501, 'System-level search is not supported by this server yet');
+    throw methodNotAllowed(req.method, ['POST'], 'the FHIR base');
   }
   if (a === 'metadata' && b === undefined) {
     allow(req, ['GET', 'HEAD'], 'metadata');

@@ -1,0 +1,89 @@
+import { eachEngine, FHIR_JSON, patient, request } from '../helpers/http';
+
+eachEngine(
+  'errors and content negotiation',
+  (h) => {
+    const expectOutcome = (res: request.Response, status: number, diagnostics?: RegExp) => {
+      expect(res.status).toBe(status);
+      expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].severity).toMatch(/error|fatal/);
+      if (diagnostics) expect(res.body.issue[0].diagnostics).toMatch(diagnostics);
+      expect(res.text).not.toMatch(/\bat .*\.(ts|js):\d+/); // no stack trace
+    };
+
+    test('malformed JSON, a body that is not a resource, a wrong resourceType', async () => {
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{"resourceType": "Patient",'), 400, /not valid JSON/);
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('[1,2]'), 400, /not a FHIR resource/);
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{"name":"x"}'), 400, /resourceType/);
+      const wrong = await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(JSON.stringify({ resourceType: 'Observation', status: 'final' }));
+      expectOutcome(wrong, 400, /does not match/);
+      expect(wrong.body.issue[0].expression).toEqual(['Observation.resourceType']);
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(JSON.stringify({ resourceType: 'Nonsense' })), 400, /Unknown resourceType/);
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(''), 400);
+    });
+
+    test('content types: JSON in, other types 415, XML 415 with a clear message', async () => {
+      const asJson = await request(h.app).post('/fhir/Patient').set('Content-Type', 'application/json').send(JSON.stringify(patient('Json')));
+      expect(asJson.status).toBe(201);
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', 'text/plain').send('hello'), 415);
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', 'application/fhir+xml').send('<Patient/>'), 415, /XML is not supported/);
+      expectOutcome(await request(h.app).get('/fhir/metadata?_format=xml'), 415, /XML/);
+      expectOutcome(await request(h.app).get('/fhir/metadata').set('Accept', 'application/fhir+xml'), 415, /XML/);
+      expect((await request(h.app).get('/fhir/metadata?_format=json')).status).toBe(200);
+      const plain = await request(h.app).get('/fhir/metadata').set('Accept', 'application/json');
+      expect(plain.headers['content-type']).toMatch(/^application\/json/);
+      const pretty = await request(h.app).get(`/fhir/Patient/${asJson.body.id}?_pretty=true`);
+      expect(pretty.text).toContain('\n  "resourceType": "Patient"');
+      expect(JSON.parse(pretty.text)).toEqual(asJson.body);
+    });
+
+    test('unsupported methods answer 405 with Allow; unknown operations 501; unknown paths 404', async () => {
+      const p = await h.create(patient('Method'));
+      const post = await request(h.app).post(`/fhir/Patient/${p.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify(p));
+      expectOutcome(post, 405);
+      expect(post.headers.allow).toContain('PUT');
+      expectOutcome(await request(h.app).delete('/fhir/metadata'), 405);
+      expectOutcome(await request(h.app).options('/fhir/Patient'), 405);
+      expectOutcome(await request(h.app).get(`/fhir/Patient/${p.id}/$everything`), 501, /\$everything/);
+      expectOutcome(await request(h.app).get(`/fhir/Patient/${p.id}/foo/bar`), 404);
+      expectOutcome(await request(h.app).get('/fhir?_type=Patient'), 501);
+      expectOutcome(await request(h.app).get('/elsewhere'), 404);
+    });
+
+    test('the server keeps serving after bad requests', async () => {
+      for (let i = 0; i < 5; i++) await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{oops');
+      expect((await request(h.app).get('/fhir/metadata')).status).toBe(200);
+    });
+
+    test('a body over the size limit answers 413', async () => {
+      const big = patient('Big', { text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(5000)}</div>` } });
+      expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(JSON.stringify(big)), 413, /limit/);
+      expect((await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(JSON.stringify(patient('Small')))).status).toBe(201);
+    });
+
+    test('the CapabilityStatement lists what works', async () => {
+      const res = await request(h.app).get('/fhir/metadata');
+      expect(res.status).toBe(200);
+      const cs = res.body;
+      expect(cs.resourceType).toBe('CapabilityStatement');
+      expect(cs.fhirVersion).toBe('4.0.1');
+      expect(cs.format).toEqual(['json']);
+      expect(cs.rest[0].resource).toHaveLength(h.services.resourceTypes.size);
+      const pat = cs.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
+      expect(pat.interaction.map((i: { code: string }) => i.code).sort()).toEqual(['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'search-type', 'update', 'vread']);
+      const params = pat.searchParam.map((p: { name: string }) => p.name);
+      for (const p of ['_id', '_lastUpdated', 'identifier', 'name', 'family', 'birthdate', 'gender', 'general-practitioner']) expect(params).toContain(p);
+      const types = new Set(cs.rest.flatMap((r: { resource: { searchParam: { type: string }[] }[] }) => r.resource.flatMap((x) => x.searchParam.map((s) => s.type))));
+      expect([...types].sort()).toEqual(['date', 'reference', 'string', 'token']);
+      expect(cs.rest[0].interaction.map((i: { code: string }) => i.code)).toEqual(expect.arrayContaining(['batch', 'history-system']));
+      // every listed search parameter of a type answers a search without error
+      for (const p of pat.searchParam as { name: string; type: string }[]) {
+        const value = { token: 'x', string: 'x', reference: 'Patient/x', date: '2020' }[p.type];
+        const r = await request(h.app).get(`/fhir/Patient`).query({ [p.name]: value }).set('Prefer', 'handling=strict');
+        expect([p.name, r.status]).toEqual([p.name, 200]);
+      }
+    });
+  },
+  { bodyLimit: 4096 },
+);
