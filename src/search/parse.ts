@@ -2,7 +2,7 @@ import { badRequest, FhirError, notSupported } from '../outcome';
 import type { Bound, Condition, Prefix, RangeMatch, SearchPlan } from './plan';
 import type { SearchParamRegistry } from './registry';
 import { referenceKeys } from './extract';
-import { dateRange, normalizeString, tokenCodeKey, tokenSystemCodeKey, tokenSystemKey } from './values';
+import { bucketKey, dateRange, type TimeRange, normalizeString, tokenCodeKey, tokenSystemCodeKey, tokenSystemKey } from './values';
 
 /** Parameters of the result, not of the match: read by the interaction layer. */
 export const RESULT_PARAMS = new Set(['_count', '_cursor', '_format', '_pretty', '_total']);
@@ -59,30 +59,32 @@ export function parseCount(raw: string | undefined, opts: { defaultCount: number
   return Math.min(Number(raw), opts.maxCount);
 }
 
-/** The bounds a target range [low, high] must meet for `prefix` against the search range [sl, sh]. */
-export function rangeMatch(prefix: Prefix, sl: number, sh: number, now = Date.now()): RangeMatch {
+/** The bounds a target range [low, high] must meet for `prefix` against the search range. */
+export function rangeMatch(prefix: Prefix, search: TimeRange, now = Date.now()): RangeMatch {
+  const { low: sl, high: sh } = search;
   const b = (on: Bound['on'], op: Bound['op'], value: number): Bound => ({ on, op, value });
+  const one = (...bounds: Bound[]): RangeMatch => [{ bounds }];
   switch (prefix) {
     case 'eq':
-      return [[b('low', '>=', sl), b('high', '<=', sh)]];
+      return [{ bounds: [b('low', '>=', sl), b('high', '<=', sh)], within: bucketKey(search) }];
     case 'ne':
-      return [[b('low', '<', sl)], [b('high', '>', sh)]];
+      return [{ bounds: [b('low', '<', sl)] }, { bounds: [b('high', '>', sh)] }];
     case 'gt':
-      return [[b('high', '>', sh)]];
+      return one(b('high', '>', sh));
     case 'lt':
-      return [[b('low', '<', sl)]];
+      return one(b('low', '<', sl));
     case 'ge':
-      return [[b('high', '>=', sl)]];
+      return one(b('high', '>=', sl));
     case 'le':
-      return [[b('low', '<=', sh)]];
+      return one(b('low', '<=', sh));
     case 'sa':
-      return [[b('low', '>', sh)]];
+      return one(b('low', '>', sh));
     case 'eb':
-      return [[b('high', '<', sl)]];
+      return one(b('high', '<', sl));
     case 'ap': {
       // "approximately": the search range widened by 10% of its distance from now, and at least a day
       const margin = Math.max(0.1 * Math.abs(now - sl), 86400000);
-      return [[b('high', '>=', sl - margin), b('low', '<=', sh + margin)]];
+      return one(b('high', '>=', sl - margin), b('low', '<=', sh + margin));
     }
   }
 }
@@ -97,7 +99,7 @@ function parseDate(param: string, raw: string): RangeMatch {
   }
   const range = dateRange(v);
   if (!range) throw badRequest(`Search parameter ${param}: "${raw}" is not a date (expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.sss]][Z|±hh:mm]]]])`);
-  return rangeMatch(prefix, range.low, range.high);
+  return rangeMatch(prefix, range);
 }
 
 function tokenKeysOf(raw: string): string[] {

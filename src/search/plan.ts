@@ -12,8 +12,18 @@ export interface Bound {
   value: number;
 }
 
-/** Matches when, for one stored range, every bound of one of the alternatives holds. */
-export type RangeMatch = Bound[][];
+/**
+ * One way for a stored range to match: every bound holds for that same range. `within`, when set,
+ * names the calendar bucket (see values.ts) that the bounds describe, so an engine may test
+ * "the range lies inside this bucket" as one key instead of two correlated bounds.
+ */
+export interface RangeAlternative {
+  bounds: Bound[];
+  within?: string;
+}
+
+/** Matches when one of the alternatives holds. */
+export type RangeMatch = RangeAlternative[];
 
 export type Condition =
   | { kind: 'token'; param: string; keys: string[] }

@@ -35,9 +35,53 @@ export function tokenKeys(system: string | undefined, code: string | undefined):
 export const MIN_TIME = -8.64e15;
 export const MAX_TIME = 8.64e15;
 
+/** Calendar precisions of FHIR dates: year, month, day, minute, second, and tenths to thousandths of a second. */
+export type Precision = 'Y' | 'M' | 'D' | 'm' | 's' | 'f1' | 'f2' | 'f3';
+const PRECISIONS: Precision[] = ['Y', 'M', 'D', 'm', 's', 'f1', 'f2', 'f3'];
+
 export interface TimeRange {
   low: number;
   high: number;
+  precision?: Precision;
+}
+
+/** The calendar bucket of precision p (UTC) that contains instant t: [start, end]. */
+function bucket(t: number, p: Precision): [number, number] {
+  const d = new Date(t);
+  const y = d.getUTCFullYear();
+  const at = (yy: number, mm: number, dd: number) => {
+    const x = new Date(0);
+    x.setUTCFullYear(yy, mm, dd);
+    return x.getTime();
+  };
+  switch (p) {
+    case 'Y':
+      return [at(y, 0, 1), at(y + 1, 0, 1) - 1];
+    case 'M':
+      return [at(y, d.getUTCMonth(), 1), at(y, d.getUTCMonth() + 1, 1) - 1];
+    case 'D':
+      return [at(y, d.getUTCMonth(), d.getUTCDate()), at(y, d.getUTCMonth(), d.getUTCDate() + 1) - 1];
+    default: {
+      const width = { m: 60000, s: 1000, f1: 100, f2: 10, f3: 1 }[p];
+      const start = Math.floor(t / width) * width;
+      return [start, start + width - 1];
+    }
+  }
+}
+
+/** The key of the bucket a search value stands for: `eq` on it means "the stored range lies inside". */
+export const bucketKey = (r: TimeRange): string | undefined => (r.precision ? `${r.precision}${r.low}` : undefined);
+
+/** The keys of every bucket that wholly contains the stored range [low, high]. */
+export function containingBuckets(low: number, high: number): string[] {
+  if (low <= MIN_TIME || high >= MAX_TIME) return [];
+  const keys: string[] = [];
+  for (const p of PRECISIONS) {
+    const [start, end] = bucket(low, p);
+    if (high > end) break;
+    keys.push(`${p}${start}`);
+  }
+  return keys;
 }
 
 const DATE_RE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
@@ -67,17 +111,16 @@ export function dateRange(value: string): TimeRange | undefined {
     t.setUTCHours(hh, mn, ss, ms);
     return t.getTime();
   };
-  if (!mo) return { low: utc(year, 1, 1), high: utc(year + 1, 1, 1) - 1 };
-  if (!d) return { low: utc(year, month, 1), high: utc(year, month + 1, 1) - 1 };
-  if (h === undefined) return { low: utc(year, month, day), high: utc(year, month, day + 1) - 1 };
+  if (!mo) return { low: utc(year, 1, 1), high: utc(year + 1, 1, 1) - 1, precision: 'Y' };
+  if (!d) return { low: utc(year, month, 1), high: utc(year, month + 1, 1) - 1, precision: 'M' };
+  if (h === undefined) return { low: utc(year, month, day), high: utc(year, month, day + 1) - 1, precision: 'D' };
   const base = utc(year, month, day, Number(h), Number(mi)) - offset;
-  if (s === undefined) return { low: base, high: base + 60000 - 1 };
+  if (s === undefined) return { low: base, high: base + 60000 - 1, precision: 'm' };
   const secStart = base + Number(s) * 1000;
-  if (frac === undefined) return { low: secStart, high: secStart + 999 };
-  const digits = frac.length;
-  const fracMs = Number(`0.${frac}`) * 1000;
-  const low = secStart + Math.floor(fracMs);
+  if (frac === undefined) return { low: secStart, high: secStart + 999, precision: 's' };
   // Precision finer than a millisecond is kept to the millisecond.
-  const width = digits >= 3 ? 1 : 10 ** (3 - digits);
-  return { low, high: low + width - 1 };
+  const digits = Math.min(frac.length, 3);
+  const low = secStart + Math.floor(Number(`0.${frac}`) * 1000);
+  const width = 10 ** (3 - digits);
+  return { low, high: low + width - 1, precision: `f${digits}` as Precision };
 }

@@ -2,6 +2,7 @@ import mongoose from 'mongoose';
 import { ObjectId, type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
 import type { Bound, Condition, RangeMatch, SearchPlan } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
+import { containingBuckets } from '../search/values';
 import { WriteContentionError, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 /**
@@ -10,7 +11,8 @@ import { WriteContentionError, type HistoryQuery, type Mutator, type Page, type 
  * fields so each query condition is a plain condition on one (multikey) field:
  *   k.<param>: token keys     f.<param>: reference keys
  *   s.<param>: normalized strings     se.<param>: strings as written
- *   dl.<param> / dh.<param>: low / high ends of date ranges     dr.<param>: [{l, h}] for two-sided tests
+ *   dl.<param> / dh.<param>: low / high ends of date ranges
+ *   de.<param>: keys of the calendar buckets that contain a whole date range (for eq)
  */
 interface CurrentDoc {
   _id: ObjectId;
@@ -47,8 +49,8 @@ currentSchema.index({ i: 1 }, { unique: true });
 currentSchema.index({ d: 1, _id: 1 });
 currentSchema.index({ lu: 1 });
 
-/** Wildcard indexes cover every parameter field at once on MongoDB 4.2+; servers without them still answer, unindexed. */
-const WILDCARD_FIELDS = ['k', 'f', 's', 'se', 'dl', 'dh', 'dr'];
+/** Wildcard indexes cover every parameter field at once (MongoDB 4.2+). */
+const WILDCARD_FIELDS = ['k', 'f', 's', 'se', 'dl', 'dh', 'de'];
 
 const isDuplicateKey = (e: unknown) => (e as { code?: number })?.code === 11000;
 const pause = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + attempt * 2)));
@@ -69,7 +71,7 @@ function indexFields(index: IndexEntries): Record<string, Record<string, unknown
   for (const e of index.dates) {
     add('dl', e.param, e.low);
     add('dh', e.param, e.high);
-    add('dr', e.param, { l: e.low, h: e.high });
+    for (const key of containingBuckets(e.low, e.high)) add('de', e.param, key);
   }
   return out;
 }
@@ -77,9 +79,13 @@ function indexFields(index: IndexEntries): Record<string, Record<string, unknown
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const OPS: Record<Bound['op'], string> = { '<': '$lt', '<=': '$lte', '>': '$gt', '>=': '$gte' };
 
-/** A range test on stored ranges: one bound is a plain condition, two bounds on one range need $elemMatch. */
-function rangeFilter(match: RangeMatch, single: (b: Bound) => Filter<Document>, pair?: (bs: Bound[]) => Filter<Document>): Filter<Document> {
-  const alternatives = match.map((bounds) => (bounds.length === 1 || !pair ? { $and: bounds.map(single) } : pair(bounds)));
+/**
+ * A range test without $elemMatch (FerretDB v1 lacks it): a single bound is a plain condition on
+ * the low or high ends; "inside this calendar bucket" (eq) is one key of `de`. The only test left
+ * with two uncorrelated bounds is `ap`, approximate by definition, and exact on single-valued fields.
+ */
+function rangeFilter(match: RangeMatch, single: (b: Bound) => Filter<Document>, within?: (key: string) => Filter<Document>): Filter<Document> {
+  const alternatives = match.map((a) => (a.within && within ? within(a.within) : a.bounds.length === 1 ? single(a.bounds[0]) : { $and: a.bounds.map(single) }));
   return alternatives.length === 1 ? alternatives[0] : { $or: alternatives };
 }
 
@@ -103,7 +109,7 @@ function conditionFilter(c: Condition): Filter<Document> {
       return rangeFilter(
         c.match,
         (b) => ({ [`${b.on === 'low' ? 'dl' : 'dh'}.${c.param}`]: { [OPS[b.op]]: b.value } }),
-        (bs) => ({ [`dr.${c.param}`]: { $elemMatch: Object.fromEntries(bs.map((b) => [b.on === 'low' ? 'l' : 'h', { [OPS[b.op]]: b.value }])) } }),
+        (key) => ({ [`de.${c.param}`]: key }),
       );
     case 'missing': {
       const field = { token: 'k', reference: 'f', string: 's', date: 'dl' }[c.index];
@@ -124,7 +130,8 @@ export class MongoStore implements ResourceStore {
   private conn!: mongoose.Connection;
   private versions!: Collection<HistoryDoc>;
   private readonly ensured = new Map<string, Promise<Collection<CurrentDoc>>>();
-  private wildcardRefused = false;
+  /** Wildcard indexes: on MongoDB yes; FerretDB v1 accepts their creation and then fails every insert. */
+  private wildcardIndexes = true;
 
   constructor(private readonly uri: string) {
     // Never print credentials.
@@ -136,6 +143,8 @@ export class MongoStore implements ResourceStore {
     await this.conn.asPromise();
     const hello = (await this.conn.db!.admin().command({ hello: 1 })) as { setName?: string; msg?: string; logicalSessionTimeoutMinutes?: number };
     this.supportsTransactions = (!!hello.setName || hello.msg === 'isdbgrid') && hello.logicalSessionTimeoutMinutes !== undefined;
+    const build = (await this.conn.db!.admin().command({ buildInfo: 1 })) as { ferretdbVersion?: string };
+    this.wildcardIndexes = build.ferretdbVersion === undefined;
     const History = this.conn.model<HistoryDoc>('History', historySchema, '_history');
     await History.createIndexes();
     this.versions = History.collection as unknown as Collection<HistoryDoc>;
@@ -152,15 +161,8 @@ export class MongoStore implements ResourceStore {
       p = (async () => {
         const Model = this.conn.model<CurrentDoc>(`R_${type}`, currentSchema, type);
         await Model.createIndexes();
-        if (!this.wildcardRefused) {
-          for (const f of WILDCARD_FIELDS) {
-            try {
-              await Model.collection.createIndex({ [`${f}.$**`]: 1 });
-            } catch {
-              this.wildcardRefused = true; // e.g. FerretDB: searches still work, without these indexes
-              break;
-            }
-          }
+        if (this.wildcardIndexes) {
+          for (const f of WILDCARD_FIELDS) await Model.collection.createIndex({ [`${f}.$**`]: 1 });
         }
         return Model.collection as unknown as Collection<CurrentDoc>;
       })();
@@ -187,12 +189,29 @@ export class MongoStore implements ResourceStore {
   }
 
   write(type: string, id: string, mutate: Mutator) {
-    return this.writeIn(type, id, mutate);
+    return this.serialized(`${type}/${id}`, () => this.writeIn(type, id, mutate));
+  }
+
+  /** Writes to one resource from this process run one after the other (see writeIn). */
+  private readonly writing = new Map<string, Promise<unknown>>();
+  private async serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.writing.get(key) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.writing.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.writing.get(key) === tail) this.writing.delete(key);
+    }
   }
 
   /**
    * Compare-and-set on the current document: the version read is the version replaced, or the
    * write starts again from the newer version. No version is lost and none is written twice.
+   * MongoDB applies the conditional replace atomically, which protects writers in other processes;
+   * FerretDB v1 does not (it reads and writes in two steps), so writers in this process also queue
+   * per resource, and the unique (type, id, version) index of `_history` refuses a duplicate version.
    */
   private async writeIn(type: string, id: string, mutate: Mutator, session?: ClientSession): Promise<WriteResult> {
     const col = await this.collection(type);

@@ -87,7 +87,7 @@ function boundsSql(match: RangeMatch, low: string, high: string, args: unknown[]
         return `${b.on === 'low' ? low : high} ${b.op} ?`;
       })
       .join(' AND ');
-  return match.map((bs) => `(${alt(bs)})`).join(' OR ');
+  return match.map((a) => `(${alt(a.bounds)})`).join(' OR ');
 }
 
 /** The embedded engine: one SQLite file, WAL, real transactions. better-sqlite3 is synchronous. */
