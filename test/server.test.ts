@@ -1,0 +1,64 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** The server as `npm start` runs it (the compiled dist/, built by `npm test`'s pretest step). */
+const MAIN = path.join(__dirname, '..', 'dist', 'src', 'main.js');
+
+function start(dataDir: string): Promise<{ proc: ChildProcessWithoutNullStreams; url: string; output: () => string }> {
+  const proc = spawn(process.execPath, [MAIN], { env: { ...process.env, PORT: '0', DATA_DIR: dataDir, MONGODB_URI: '', LOG_LEVEL: 'info' } });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /FHIR R4 at (http:\/\/\S+) \(store: sqlite/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1], output: () => out });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+}
+
+const exited = (proc: ChildProcessWithoutNullStreams) => new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+
+test('npm start serves FHIR on the embedded store; SIGTERM drains in-flight requests and closes the store', async () => {
+  expect(fs.existsSync(MAIN)).toBe(true);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-server-'));
+  try {
+    const server = await start(dataDir);
+    expect(server.output()).toContain(`(store: sqlite, ${path.join(dataDir, 'espace-sante.sqlite')})`);
+    const meta = await fetch(`${server.url}/metadata`);
+    expect(meta.status).toBe(200);
+    expect(((await meta.json()) as { resourceType: string }).resourceType).toBe('CapabilityStatement');
+
+    // a large transaction is in flight when SIGTERM arrives: it completes, then the process exits 0
+    const entry = Array.from({ length: 600 }, (_, i) => ({ request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient', identifier: [{ system: 'urn:test:drain', value: String(i) }] } }));
+    const inFlight = fetch(server.url, { method: 'POST', headers: { 'Content-Type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
+    await new Promise((r) => setTimeout(r, 30));
+    const exit = exited(server.proc);
+    server.proc.kill('SIGTERM');
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { entry: unknown[] }).entry).toHaveLength(600);
+    expect(await exit).toBe(0);
+    expect(server.output()).toMatch(/"msg":"stopped"/);
+    // no health data in the logs: request lines carry the route template only
+    expect(server.output()).not.toContain('urn:test:drain');
+
+    // the data survived a clean close
+    const again = await start(dataDir);
+    const search = await fetch(`${again.url}/Patient?identifier=urn:test:drain|&_count=0`);
+    expect(((await search.json()) as { total: number }).total).toBe(600);
+    const exit2 = exited(again.proc);
+    again.proc.kill('SIGTERM');
+    expect(await exit2).toBe(0);
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});

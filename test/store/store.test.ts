@@ -1,0 +1,142 @@
+import type { Resource } from 'fhir/r4';
+import { engines } from '../helpers/engines';
+import { emptyIndex, type IndexEntries } from '../../src/search/extract';
+import { tokenKeys } from '../../src/search/values';
+import type { ResourceStore, WriteInput } from '../../src/store/types';
+
+const patientJson = (id: string, family: string, v = 1): Resource => ({ resourceType: 'Patient', id, meta: { versionId: String(v) }, name: [{ family }] }) as Resource;
+const withToken = (code: string): IndexEntries => ({ ...emptyIndex(), tokens: tokenKeys('urn:s', code).map((key) => ({ param: 'identifier', key })) });
+const put = (store: ResourceStore, id: string, family: string, code = 'x') =>
+  store.write('Patient', id, (_cur, next): WriteInput => ({ resource: patientJson(id, family, next.versionId), index: withToken(code) }));
+const plan = (code: string, count = 10) => ({ type: 'Patient', conditions: [{ kind: 'token' as const, param: 'identifier', keys: tokenKeys('urn:s', code).slice(1, 2) }], count, total: 'accurate' as const });
+
+describe.each(engines())('ResourceStore [$name]', (engine) => {
+  let store: ResourceStore;
+  beforeAll(async () => {
+    store = engine.create();
+    await store.init();
+  });
+  afterAll(async () => {
+    await store.close();
+    await engine.cleanup();
+  });
+
+  test('write, read, vread and versions', async () => {
+    const first = await put(store, 's1', 'A');
+    expect(first.unchanged).toBe(false);
+    expect(first.previous).toBeUndefined();
+    expect(first.version.versionId).toBe(1);
+    const second = await put(store, 's1', 'B');
+    expect(second.version.versionId).toBe(2);
+    expect(second.previous?.versionId).toBe(1);
+    expect(second.version.lastUpdated).toBeGreaterThan(first.version.lastUpdated);
+    const read = await store.read('Patient', 's1');
+    expect(JSON.parse(read!.json!).name[0].family).toBe('B');
+    expect(JSON.parse((await store.vread('Patient', 's1', 1))!.json!).name[0].family).toBe('A');
+    expect(await store.vread('Patient', 's1', 3)).toBeUndefined();
+    expect(await store.read('Patient', 'nope')).toBeUndefined();
+  });
+
+  test('a mutator that returns null writes nothing; one that throws leaves the store unchanged', async () => {
+    await put(store, 's2', 'A');
+    const r = await store.write('Patient', 's2', () => null);
+    expect(r.unchanged).toBe(true);
+    expect(r.version.versionId).toBe(1);
+    await expect(
+      store.write('Patient', 's2', () => {
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    expect((await store.read('Patient', 's2'))!.versionId).toBe(1);
+    expect((await store.history({ type: 'Patient', id: 's2', count: 10 })).total).toBe(1);
+  });
+
+  test('delete keeps history and removes the resource from search', async () => {
+    await put(store, 's3', 'A', 'gone');
+    expect((await store.search(plan('gone'))).total).toBe(1);
+    await store.write('Patient', 's3', () => ({ resource: null, index: emptyIndex() }));
+    const cur = await store.read('Patient', 's3');
+    expect(cur!.deleted).toBe(true);
+    expect(cur!.json).toBeUndefined();
+    expect((await store.search(plan('gone'))).total).toBe(0);
+    const h = await store.history({ type: 'Patient', id: 's3', count: 10 });
+    expect(h.items.map((v) => [v.versionId, v.deleted])).toEqual([
+      [2, true],
+      [1, false],
+    ]);
+  });
+
+  test('an update replaces the index entries of the previous version', async () => {
+    await put(store, 's4', 'A', 'old-code');
+    await put(store, 's4', 'A', 'new-code');
+    expect((await store.search(plan('old-code'))).total).toBe(0);
+    expect((await store.search(plan('new-code'))).items.map((v) => v.id)).toEqual(['s4']);
+  });
+
+  test('concurrent writers to one resource: every version written once, none lost', async () => {
+    await put(store, 's5', 'start');
+    const writers = Array.from({ length: 25 }, (_, i) => put(store, 's5', `w${i}`));
+    const results = await Promise.all(writers);
+    expect(results.map((r) => r.version.versionId).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 2));
+    const h = await store.history({ type: 'Patient', id: 's5', count: 100 });
+    expect(h.total).toBe(26);
+    expect(new Set(h.items.map((v) => JSON.parse(v.json!).name[0].family)).size).toBe(26);
+  });
+
+  test('keyset paging over search results', async () => {
+    for (let i = 0; i < 5; i++) await put(store, `p${i}`, 'P', 'paged');
+    const p1 = await store.search(plan('paged', 2));
+    expect(p1.items.map((v) => v.id)).toEqual(['p0', 'p1']);
+    expect(p1.prev).toBeUndefined();
+    const p2 = await store.search({ ...plan('paged', 2), cursor: { direction: 'next', position: p1.next! } });
+    expect(p2.items.map((v) => v.id)).toEqual(['p2', 'p3']);
+    const p3 = await store.search({ ...plan('paged', 2), cursor: { direction: 'next', position: p2.next! } });
+    expect(p3.items.map((v) => v.id)).toEqual(['p4']);
+    expect(p3.next).toBeUndefined();
+    const back = await store.search({ ...plan('paged', 2), cursor: { direction: 'prev', position: p3.prev! } });
+    expect(back.items.map((v) => v.id)).toEqual(['p2', 'p3']);
+    const bogus = await store.search({ ...plan('paged', 2), cursor: { direction: 'next', position: 'not-a-position' } });
+    expect(bogus.items).toEqual([]);
+  });
+
+  test('transaction: all writes or none', async () => {
+    if (!store.supportsTransactions) {
+      console.warn(`[${engine.name}] no multi-document transactions on this server: store transaction test skipped`);
+      await expect(store.transaction(async () => 1)).rejects.toThrow(/transactions/);
+      return;
+    }
+    await expect(
+      store.transaction(async (tx) => {
+        await put(tx, 't1', 'in-tx');
+        await put(tx, 't2', 'in-tx');
+        expect((await tx.read('Patient', 't1'))!.versionId).toBe(1);
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    expect(await store.read('Patient', 't1')).toBeUndefined();
+    expect(await store.read('Patient', 't2')).toBeUndefined();
+    await store.transaction(async (tx) => {
+      await put(tx, 't1', 'in-tx');
+      await put(tx, 't2', 'in-tx');
+    });
+    expect((await store.read('Patient', 't2'))!.versionId).toBe(1);
+  });
+
+  test('a transaction holds off other writers until it ends (no interleaving)', async () => {
+    if (!store.supportsTransactions) return;
+    let outsideDone = false;
+    const outside = (async () => {
+      await new Promise((r) => setTimeout(r, 5));
+      await put(store, 'iso', 'outside');
+      outsideDone = true;
+    })();
+    await store.transaction(async (tx) => {
+      await put(tx, 'iso', 'inside');
+      await new Promise((r) => setTimeout(r, 30));
+      expect(outsideDone).toBe(false);
+      expect(JSON.parse((await tx.read('Patient', 'iso'))!.json!).name[0].family).toBe('inside');
+    });
+    await outside;
+    expect((await store.read('Patient', 'iso'))!.versionId).toBe(2);
+  });
+});
