@@ -21,6 +21,14 @@ export interface Config {
   logLevel: string;
   /** Milliseconds SIGTERM waits for in-flight requests before closing (SHUTDOWN_GRACE_MS, default 10000). */
   shutdownGraceMs: number;
+  /**
+   * Profiles the server requires per resource type on top of meta.profile (REQUIRED_PROFILES):
+   * `fr` (default: the French table in src/validation/required-profiles.ts) or `none` (base R4 and
+   * meta.profile only). Base R4 validation is always on.
+   */
+  requiredProfiles: 'fr' | 'none';
+  /** Where the compiled validation definitions are cached (VALIDATION_CACHE_DIR, default DATA_DIR/cache). */
+  validationCacheDir: string;
 }
 
 function intFrom(name: string, value: string | undefined, fallback: number): number {
@@ -41,10 +49,13 @@ function sizeFrom(name: string, value: string | undefined, fallback: number): nu
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const baseUrl = env.BASE_URL?.replace(/\/+$/, '') || undefined;
+  const requiredProfiles = env.REQUIRED_PROFILES || 'fr';
+  if (requiredProfiles !== 'fr' && requiredProfiles !== 'none') throw new Error(`REQUIRED_PROFILES must be fr or none, got "${requiredProfiles}"`);
+  const dataDir = path.resolve(env.DATA_DIR || './data');
   return {
     port: intFrom('PORT', env.PORT, 8080),
     host: env.HOST || undefined,
-    dataDir: path.resolve(env.DATA_DIR || './data'),
+    dataDir,
     mongodbUri: env.MONGODB_URI || undefined,
     baseUrl,
     bodyLimit: sizeFrom('BODY_LIMIT', env.BODY_LIMIT, 20 * 1024 * 1024),
@@ -52,5 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxCount: intFrom('MAX_COUNT', env.MAX_COUNT, 1000),
     logLevel: env.LOG_LEVEL || 'info',
     shutdownGraceMs: intFrom('SHUTDOWN_GRACE_MS', env.SHUTDOWN_GRACE_MS, 10000),
+    requiredProfiles,
+    validationCacheDir: path.resolve(env.VALIDATION_CACHE_DIR || path.join(dataDir, 'cache')),
   };
 }

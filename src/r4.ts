@@ -33,3 +33,28 @@ export function r4PatientCompartment(): CompartmentDefinition {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(`${DIR}/compartmentdefinition-patient.json`) as CompartmentDefinition;
 }
+
+let summaryElements: Map<string, { summary: Set<string>; mandatory: Set<string> }> | undefined;
+
+/**
+ * Top-level element names of a resource type that `_summary=true` keeps (isSummary) and that are
+ * mandatory (min > 0); choice elements appear by their stem (`deceased` for `deceased[x]`).
+ */
+export function r4Elements(type: string): { summary: Set<string>; mandatory: Set<string> } {
+  if (!summaryElements) {
+    summaryElements = new Map();
+    for (const sd of bundleResources<StructureDefinition>('profiles-resources.json')) {
+      if (sd.resourceType !== 'StructureDefinition' || sd.kind !== 'resource' || sd.derivation === 'constraint') continue;
+      const entry = { summary: new Set<string>(), mandatory: new Set<string>() };
+      for (const e of sd.snapshot?.element ?? []) {
+        const parts = e.path.split('.');
+        if (parts.length !== 2) continue;
+        const name = parts[1].replace('[x]', '');
+        if (e.isSummary) entry.summary.add(name);
+        if ((e.min ?? 0) > 0) entry.mandatory.add(name);
+      }
+      summaryElements.set(sd.type, entry);
+    }
+  }
+  return summaryElements.get(type) ?? { summary: new Set(), mandatory: new Set() };
+}

@@ -9,15 +9,29 @@ import { SearchParamRegistry } from './search/registry';
 import { MongoStore } from './store/mongo';
 import { SqliteStore } from './store/sqlite';
 import type { ResourceStore } from './store/types';
+import { loadValidator, type Validator } from './validation';
 
 export function createStore(config: Config): ResourceStore {
   if (config.mongodbUri) return new MongoStore(config.mongodbUri);
   return new SqliteStore(path.join(config.dataDir, 'espace-sante.sqlite'));
 }
 
+const validators = new Map<string, Validator>();
+
+/** The validator for a configuration; loaded once per process (the compiled form is cached under validationCacheDir). */
+export function validatorFor(config: Config): Validator {
+  const key = `${config.validationCacheDir}|${config.requiredProfiles}`;
+  let v = validators.get(key);
+  if (!v) {
+    v = loadValidator({ cacheDir: config.validationCacheDir, requiredProfiles: config.requiredProfiles });
+    validators.set(key, v);
+  }
+  return v;
+}
+
 export async function createServices(config: Config, store: ResourceStore = createStore(config)): Promise<Services> {
   await store.init();
-  return { store, registry: new SearchParamRegistry(), config, resourceTypes: r4ResourceTypes(), startedAt: new Date() };
+  return { store, registry: new SearchParamRegistry(), config, resourceTypes: r4ResourceTypes(), startedAt: new Date(), validator: validatorFor(config) };
 }
 
 export interface RunningServer {

@@ -23,8 +23,15 @@ function head(type: string, total: number | undefined): string {
   return `{"resourceType":"Bundle","id":"${randomUUID()}","meta":{"lastUpdated":"${new Date().toISOString()}"},"type":"${type}"${total === undefined ? '' : `,"total":${total}`}`;
 }
 
-export function searchBundle(base: string, self: string, params: [string, string][], plan: SearchPlan, page: Page<StoredVersion>, outcome?: OperationOutcome): string {
-  const entries = page.items.map((v) => `{"fullUrl":${JSON.stringify(`${base}/${v.type}/${v.id}`)},"resource":${v.json},"search":{"mode":"match"}}`);
+/** A resource of a searchset: a match or an inclusion, with the JSON to send (possibly subsetted). */
+export interface BundleMatch {
+  version: StoredVersion;
+  mode: 'match' | 'include';
+  json: string;
+}
+
+export function searchBundle(base: string, self: string, params: [string, string][], plan: SearchPlan, page: Page<StoredVersion>, matches: BundleMatch[], outcome?: OperationOutcome): string {
+  const entries = matches.map((m) => `{"fullUrl":${JSON.stringify(`${base}/${m.version.type}/${m.version.id}`)},"resource":${m.json},"search":{"mode":"${m.mode}"}}`);
   if (outcome) entries.push(`{"resource":${JSON.stringify(outcome)},"search":{"mode":"outcome"}}`);
   return `${head('searchset', page.total)},"link":${links(self, params, plan.count, page, plan.cursor)},"entry":[${entries.join(',')}]}`;
 }

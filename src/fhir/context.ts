@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import type { SearchParamRegistry } from '../search/registry';
 import type { ResourceStore } from '../store/types';
+import type { Validator } from '../validation';
 
 /** What the interactions work with. A transaction swaps `store` for its transactional view. */
 export interface Services {
@@ -10,6 +11,10 @@ export interface Services {
   resourceTypes: ReadonlySet<string>;
   /** when the server started: the CapabilityStatement's date */
   startedAt: Date;
+  /** the codes of a value set as token keys, for `:in` / `:not-in`; throws a FhirError when it cannot be expanded */
+  expandValueSet?: (url: string) => string[];
+  /** base R4 + profile validation of every write and of $validate (src/validation) */
+  validator?: Validator;
 }
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';

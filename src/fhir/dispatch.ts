@@ -4,6 +4,7 @@ import { checkType } from './resource';
 import * as fhir from './interactions';
 import { capabilityStatement } from './capabilities';
 import { processBundle } from './batch';
+import { compartmentSearch, everything, systemSearch, typeSearch } from './search';
 
 function methodNotAllowed(method: Method, allowed: Method[], what: string): FhirError {
   return new FhirError(405, 'not-supported', `${method} is not allowed on ${what}; allowed: ${allowed.join(', ')}`, undefined, { Allow: allowed.join(', ') });
@@ -13,16 +14,31 @@ function allow(req: FhirRequest, allowed: Method[], what: string): void {
   if (!allowed.includes(req.method)) throw methodNotAllowed(req.method, allowed, what);
 }
 
+/** The parameters of a POSTed search form. */
+function formParams(req: FhirRequest): [string, string][] {
+  if (req.body === undefined) return [];
+  if (req.bodyKind !== 'form' || typeof req.body !== 'string') throw new FhirError(415, 'not-supported', '_search takes its parameters as application/x-www-form-urlencoded');
+  return fhir.parseQueryString(req.body);
+}
+
 /** Routes a FHIR request to its interaction. Used by the HTTP layer and by Bundle entries alike. */
 export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirResponse> {
   const [a, b, c, d, ...more] = req.path;
+  if (a === 'Patient' && b !== undefined && c === '$everything' && d === undefined) {
+    allow(req, ['GET', 'HEAD'], 'Patient/[id]/$everything');
+    return everything(svc, req, b);
+  }
   const op = req.path.find((s) => s.startsWith('$'));
   if (op) throw notSupported(501, `The operation ${op} is not supported by this server`);
 
   if (a === undefined) {
     if (req.method === 'POST') return processBundle(svc, req);
-    if (req.method === 'GET' || req.method === 'HEAD') throw notSupported(501, 'System-level search is not supported by this server yet');
-    throw methodNotAllowed(req.method, ['POST'], 'the FHIR base');
+    allow(req, ['GET', 'HEAD', 'POST'], 'the FHIR base');
+    return systemSearch(svc, req, req.query);
+  }
+  if (a === '_search' && b === undefined) {
+    allow(req, ['POST'], '_search');
+    return systemSearch(svc, req, [...req.query, ...formParams(req)]);
   }
   if (a === 'metadata' && b === undefined) {
     allow(req, ['GET', 'HEAD'], 'metadata');
@@ -38,7 +54,7 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
     switch (req.method) {
       case 'GET':
       case 'HEAD':
-        return fhir.search(svc, req, type, req.query);
+        return typeSearch(svc, req, type, req.query);
       case 'POST':
         return fhir.create(svc, req, type);
       case 'PUT':
@@ -51,9 +67,7 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   }
   if (b === '_search' && c === undefined) {
     allow(req, ['POST'], `${type}/_search`);
-    const form = req.bodyKind === 'form' && typeof req.body === 'string' ? fhir.parseQueryString(req.body) : [];
-    if (req.body !== undefined && req.bodyKind !== 'form') throw new FhirError(415, 'not-supported', `${type}/_search takes its parameters as application/x-www-form-urlencoded`);
-    return fhir.search(svc, req, type, [...req.query, ...form]);
+    return typeSearch(svc, req, type, [...req.query, ...formParams(req)]);
   }
   if (b === '_history' && c === undefined) {
     allow(req, ['GET', 'HEAD'], `${type}/_history`);
@@ -83,6 +97,9 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
     allow(req, ['GET', 'HEAD'], `${type}/${id}/_history/${d}`);
     return fhir.vread(svc, req, type, id, d);
   }
-  if (svc.resourceTypes.has(c) && d === undefined) throw notSupported(501, 'Compartment search is not supported by this server yet');
+  if ((svc.resourceTypes.has(c) || c === '*') && d === undefined) {
+    allow(req, ['GET', 'HEAD'], `${type}/${id}/${c}`);
+    return compartmentSearch(svc, req, type, id, c, req.query);
+  }
   throw new FhirError(404, 'not-found', `No FHIR interaction at ${req.path.join('/')}`);
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4';
 import * as jsonpatch from 'fast-json-patch';
-import { badRequest, FhirError, informational, notFound, operationOutcome, preconditionFailed } from '../outcome';
+import { badRequest, FhirError, informational, notFound, operationOutcome, preconditionFailed, type Issue } from '../outcome';
 import { emptyIndex, extractIndex } from '../search/extract';
 import { parseCount, parseSearch } from '../search/parse';
 import type { SearchPlan } from '../search/plan';
@@ -9,9 +9,17 @@ import { dateRange } from '../search/values';
 import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
-import { historyBundle, searchBundle } from './bundles';
+import { historyBundle } from './bundles';
 
-const indexed = (svc: Services, resource: Resource, baseUrl: string): WriteInput => ({ resource, index: extractIndex(svc.registry, resource, baseUrl) });
+/**
+ * The resource to store with its index, after validation (base R4, meta.profile, required profiles):
+ * errors throw 422 with every issue; warnings are added to `warnings` for the response.
+ */
+const indexed = (svc: Services, resource: Resource, baseUrl: string, warnings?: Issue[]): WriteInput => {
+  const found = svc.validator?.check(resource) ?? [];
+  warnings?.push(...found);
+  return { resource, index: extractIndex(svc.registry, resource, baseUrl) };
+};
 
 function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what: string): void {
   if (req.ifMatch === undefined) return;
@@ -21,10 +29,10 @@ function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what
 }
 
 /** The answer to a successful write, shaped by `Prefer: return`. */
-export function writeResponse(svc: Services, req: FhirRequest, status: number, v: StoredVersion, message: string): FhirResponse {
+export function writeResponse(svc: Services, req: FhirRequest, status: number, v: StoredVersion, message: string, warnings: Issue[] = []): FhirResponse {
   const headers = versionHeaders(svc, v, req.baseUrl, status === 201 || req.method !== 'DELETE');
   if (req.prefer.return === 'minimal') return { status, headers };
-  if (req.prefer.return === 'OperationOutcome') return { status, headers, body: informational(message) };
+  if (req.prefer.return === 'OperationOutcome') return { status, headers, body: warnings.length ? operationOutcome([...informational(message).issue.map((i) => ({ severity: i.severity, code: i.code, diagnostics: i.diagnostics! })), ...warnings]) : informational(message) };
   return v.json ? { status, headers, raw: v.json } : { status, headers };
 }
 
@@ -52,11 +60,13 @@ export async function create(svc: Services, req: FhirRequest, type: string): Pro
     if (matches.length === 1) return writeResponse(svc, req, 200, matches[0], `${type}/${matches[0].id} already exists; nothing was created`);
   }
   const id = req.assignedId ?? randomUUID();
+  const warnings: Issue[] = [];
   const result = await svc.store.write(type, id, (current, next) => {
     if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
-    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl);
+    warnings.length = 0;
+    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl, warnings);
   });
-  return writeResponse(svc, req, 201, result.version, `Created ${type}/${id}`);
+  return writeResponse(svc, req, 201, result.version, `Created ${type}/${id}`, warnings);
 }
 
 export async function read(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
@@ -85,12 +95,14 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
   const body = resourceBody(svc, req.body, type);
   if (body.id === undefined) throw badRequest(`The ${type} in the body has no id; an update needs id "${id}" in the body`, `${type}.id`);
   if (body.id !== id) throw badRequest(`The id in the body (${body.id}) does not match the id in the URL (${id})`, `${type}.id`);
+  const warnings: Issue[] = [];
   const result = await svc.store.write(type, id, (current, next) => {
     checkIfMatch(req, current, `${type}/${id}`);
-    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl);
+    warnings.length = 0;
+    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl, warnings);
   });
   const created = !result.previous || result.previous.deleted;
-  return writeResponse(svc, req, created ? 201 : 200, result.version, `${created ? 'Created' : 'Updated'} ${type}/${id}`);
+  return writeResponse(svc, req, created ? 201 : 200, result.version, `${created ? 'Created' : 'Updated'} ${type}/${id}`, warnings);
 }
 
 export async function conditionalUpdate(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
@@ -141,15 +153,17 @@ export function applyJsonPatch(type: string, current: Resource, ops: unknown): R
 
 export async function patch(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   if (req.bodyKind !== 'json-patch') throw new FhirError(415, 'not-supported', 'PATCH takes a JSON Patch document (Content-Type: application/json-patch+json); FHIRPath Patch is not supported');
+  const warnings: Issue[] = [];
   const result = await svc.store.write(type, id, (current, next) => {
     if (!current) throw notFound(`${type}/${id} is not known`);
     if (current.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`);
     checkIfMatch(req, current, `${type}/${id}`);
     const patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
     resourceBody(svc, patched, type);
-    return indexed(svc, stamp(patched, id, next.versionId, next.lastUpdated), req.baseUrl);
+    warnings.length = 0;
+    return indexed(svc, stamp(patched, id, next.versionId, next.lastUpdated), req.baseUrl, warnings);
   });
-  return writeResponse(svc, req, 200, result.version, `Patched ${type}/${id}`);
+  return writeResponse(svc, req, 200, result.version, `Patched ${type}/${id}`, warnings);
 }
 
 export async function conditionalPatch(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
@@ -180,18 +194,6 @@ export async function conditionalDelete(svc: Services, req: FhirRequest, type: s
   if (matches.length > 1) throw preconditionFailed(`Several ${type} resources match the criteria of the conditional delete; this server deletes one at a time`);
   if (matches.length === 0) return deleteResponse(req, undefined, `No ${type} matched the criteria; nothing was deleted`);
   return remove(svc, req, type, matches[0].id);
-}
-
-function ignoredOutcome(ignored: string[]) {
-  return ignored.length ? operationOutcome(ignored.map((p) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Search parameter "${p}" is not known to this server and was ignored` }))) : undefined;
-}
-
-export async function search(svc: Services, req: FhirRequest, type: string, params: [string, string][]): Promise<FhirResponse> {
-  const strict = req.prefer.handling === 'strict';
-  const { plan, ignored } = parseSearch(svc.registry, type, params, { strict, defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount, baseUrl: req.baseUrl });
-  const page = await svc.store.search(plan);
-  const kept = params.filter(([k]) => !ignored.includes(k) && k !== '_cursor' && k !== '_count');
-  return { status: 200, headers: {}, raw: searchBundle(req.baseUrl, `${req.baseUrl}/${type}`, kept, plan, page, ignoredOutcome(ignored)) };
 }
 
 const HISTORY_PARAMS = new Set(['_count', '_since', '_cursor', '_format', '_pretty']);

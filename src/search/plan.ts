@@ -5,7 +5,7 @@
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
 
-/** A comparison of one end of a target's time range ([low, high], epoch milliseconds). */
+/** A comparison of one end of a stored range ([low, high]: epoch ms for dates, the value for numbers). */
 export interface Bound {
   on: 'low' | 'high';
   op: '<' | '<=' | '>' | '>=';
@@ -14,8 +14,8 @@ export interface Bound {
 
 /**
  * One way for a stored range to match: every bound holds for that same range. `within`, when set,
- * names the calendar bucket (see values.ts) that the bounds describe, so an engine may test
- * "the range lies inside this bucket" as one key instead of two correlated bounds.
+ * names the bucket (calendar bucket of a date, rounding of a number: see values.ts) that the
+ * bounds describe, so an engine may test it as one key instead of two correlated bounds.
  */
 export interface RangeAlternative {
   bounds: Bound[];
@@ -25,14 +25,39 @@ export interface RangeAlternative {
 /** Matches when one of the alternatives holds. */
 export type RangeMatch = RangeAlternative[];
 
+/** Where a parameter's entries are: exact keys (token, reference, uri), strings, or ranges (date, number, quantity). */
+export type IndexKind = 'key' | 'string' | 'range';
+
 export type Condition =
-  | { kind: 'token'; param: string; keys: string[] }
-  | { kind: 'reference'; param: string; keys: string[] }
+  | { kind: 'key'; param: string; keys: string[]; not?: boolean }
+  | { kind: 'keyPrefix'; param: string; prefixes: string[] }
   | { kind: 'string'; param: string; mode: 'prefix' | 'exact' | 'contains'; values: string[] }
-  | { kind: 'date'; param: string; match: RangeMatch }
-  | { kind: 'missing'; param: string; index: 'token' | 'reference' | 'string' | 'date'; missing: boolean }
-  | { kind: 'id'; ids: string[] }
-  | { kind: 'lastUpdated'; match: RangeMatch };
+  | { kind: 'range'; param: string; match: RangeMatch }
+  | { kind: 'missing'; param: string; index: IndexKind; missing: boolean }
+  | { kind: 'id'; ids: string[]; not?: boolean }
+  | { kind: 'lastUpdated'; match: RangeMatch }
+  | { kind: 'any'; conditions: Condition[] }
+  /** the reference parameter `param` points to a resource of one of `targetTypes` that meets `conditions` */
+  | { kind: 'chain'; param: string; targetTypes: string[]; conditions: Condition[] }
+  /** a resource of `sourceType` that meets `conditions` points to this one through its reference parameter `param` */
+  | { kind: 'has'; sourceType: string; param: string; conditions: Condition[] };
+
+export interface SortKey {
+  /** a parameter code, or `_id` / `_lastUpdated` */
+  param: string;
+  index: IndexKind | 'id' | 'lastUpdated';
+  descending: boolean;
+}
+
+export interface Include {
+  /** `_revinclude`: resources of `sourceType` that point to the matches; `_include`: resources the matches point to */
+  reverse: boolean;
+  sourceType: string;
+  /** a reference parameter of sourceType, or `*` for all of them */
+  param: string;
+  targetType?: string;
+  iterate: boolean;
+}
 
 export interface Cursor {
   direction: 'next' | 'prev';
@@ -40,9 +65,19 @@ export interface Cursor {
   position: string;
 }
 
-export interface SearchPlan {
+/** The resources of one type that meet all of `conditions`. */
+export interface Scope {
   type: string;
   conditions: Condition[];
+}
+
+/**
+ * The resources of any of the scopes: one scope for a type-level search, one per type for a
+ * system-level search or `$everything`.
+ */
+export interface SearchPlan {
+  scopes: Scope[];
+  sort: SortKey[];
   count: number;
   cursor?: Cursor;
   total: 'accurate' | 'none';

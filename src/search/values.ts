@@ -124,3 +124,62 @@ export function dateRange(value: string): TimeRange | undefined {
   const width = 10 ** (3 - digits);
   return { low, high: low + width - 1, precision: `f${digits}` as Precision };
 }
+
+/**
+ * Index entries that only make sense together with another value are stored under a derived
+ * parameter name: `param` + SUB + qualifier. A quantity in mg/dL is an entry of
+ * `value-quantity` (any unit) and of `value-quantity␞s␟http://unitsofmeasure.org␟mg/dL`; a
+ * composite's last component is an entry of `code-value-quantity␞<key of its code>`. The
+ * correlation is in the name, so every engine tests one plain parameter.
+ */
+export const SUB = '\u001e';
+export const subParam = (param: string, qualifier: string) => `${param}${SUB}${qualifier}`;
+
+/** Qualifiers of quantity units: any system's code, system|code, and UCUM canonical units. */
+export const unitCodeQualifier = (code: string) => `c${SEP}${code}`;
+export const unitSystemCodeQualifier = (system: string, code: string) => `s${SEP}${system}${SEP}${code}`;
+export const canonicalQualifier = (canonicalUnits: string) => `u${SEP}${canonicalUnits}`;
+
+export const UCUM = 'http://unitsofmeasure.org';
+
+interface UcumUtils {
+  convertToBaseUnits(unit: string, value: number): { status: string; magnitude?: number; unitToExp?: Record<string, number>; fromUnitIsSpecial?: boolean };
+}
+let ucum: UcumUtils | undefined;
+
+/** A UCUM quantity in canonical (base) units: the value and a key naming the units, or undefined. */
+export function ucumCanonical(value: number, code: string): { value: number; units: string } | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ucum ??= (require('@lhncbc/ucum-lhc') as { UcumLhcUtils: { getInstance(): UcumUtils } }).UcumLhcUtils.getInstance();
+  let r;
+  try {
+    r = ucum.convertToBaseUnits(code, value);
+  } catch {
+    return undefined;
+  }
+  if (r.status !== 'succeeded' || r.fromUnitIsSpecial || r.magnitude === undefined || !Number.isFinite(r.magnitude)) return undefined;
+  const units = Object.entries(r.unitToExp ?? {})
+    .filter(([, e]) => e !== 0)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([u, e]) => `${u}${e}`)
+    .join('.');
+  return { value: r.magnitude, units: units || '1' };
+}
+
+/** The decimal precision of a number as written: "1.50" has 2 decimals, "100" none, "1e2" none. */
+export function decimalsOf(raw: string): number {
+  const m = /^[-+]?\d*(?:\.(\d+))?(?:[eE]([-+]?\d+))?$/.exec(raw);
+  if (!m) return 0;
+  return Math.max(0, (m[1]?.length ?? 0) - Number(m[2] ?? 0));
+}
+
+/** Keys of the rounding buckets of a number: "eq 1.5" means "rounds to 1.5 at one decimal". */
+export function numberBuckets(value: number): string[] {
+  const keys: string[] = [];
+  for (let d = 0; d <= 6; d++) keys.push(roundingKey(value, d));
+  return keys;
+}
+export function roundingKey(value: number, decimals: number): string {
+  const f = 10 ** decimals;
+  return `n${decimals}:${Math.floor(value * f + 0.5) / f}`;
+}

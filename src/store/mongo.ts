@@ -1,18 +1,21 @@
 import mongoose from 'mongoose';
 import { ObjectId, type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
-import type { Bound, Condition, RangeMatch, SearchPlan } from '../search/plan';
+import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../search/plan';
+import { FhirError } from '../outcome';
 import type { IndexEntries } from '../search/extract';
-import { containingBuckets } from '../search/values';
+import { containingBuckets, numberBuckets, SUB } from '../search/values';
 import { WriteContentionError, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 /**
  * One collection per resource type holds the current version of each resource with its index
  * entries; `_history` holds every version of every resource. Index entries live in per-parameter
  * fields so each query condition is a plain condition on one (multikey) field:
- *   k.<param>: token keys     f.<param>: reference keys
+ *   k.<param>: exact keys (tokens, references, uris)
  *   s.<param>: normalized strings     se.<param>: strings as written
- *   dl.<param> / dh.<param>: low / high ends of date ranges
- *   de.<param>: keys of the calendar buckets that contain a whole date range (for eq)
+ *   dl.<param> / dh.<param>: low / high ends of ranges (dates, numbers, quantities)
+ *   w.<param>: buckets that wholly contain a range (calendar buckets of dates, roundings of numbers), for eq
+ *   oa.<param> / od.<param>: the value the resource sorts by, ascending (smallest) and descending (largest)
+ * Parameter names are encoded (`.` and `$` cannot appear in field names).
  */
 interface CurrentDoc {
   _id: ObjectId;
@@ -50,7 +53,7 @@ currentSchema.index({ d: 1, _id: 1 });
 currentSchema.index({ lu: 1 });
 
 /** Wildcard indexes cover every parameter field at once (MongoDB 4.2+). */
-const WILDCARD_FIELDS = ['k', 'f', 's', 'se', 'dl', 'dh', 'de'];
+const WILDCARD_FIELDS = ['k', 's', 'se', 'dl', 'dh', 'w', 'oa', 'od'];
 
 const isDuplicateKey = (e: unknown) => (e as { code?: number })?.code === 11000;
 const pause = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + attempt * 2)));
@@ -59,19 +62,35 @@ function toVersion(type: string, d: { i: string; v: number; lu: number; d: boole
   return { type, id: d.i, versionId: d.v, lastUpdated: d.lu, deleted: !!d.d, json: d.r ?? undefined };
 }
 
-function indexFields(index: IndexEntries): Record<string, Record<string, unknown[]>> {
-  const out: Record<string, Record<string, unknown[]>> = {};
-  const add = (field: string, param: string, value: unknown) => ((out[field] ??= {})[param] ??= []).push(value);
-  for (const e of index.tokens) add('k', e.param, e.key);
-  for (const e of index.references) add('f', e.param, e.key);
+/** A parameter name as a field name: `.` and `$` are not allowed there. */
+const field = (prefix: string, param: string) => `${prefix}.${param.replace(/\./g, '\uff0e').replace(/\$/g, '\uff04')}`;
+
+function indexFields(index: IndexEntries): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  const enc = (param: string) => param.replace(/\./g, '\uff0e').replace(/\$/g, '\uff04');
+  const add = (f: string, param: string, value: unknown) => (((out[f] ??= {})[enc(param)] as unknown[] | undefined) ?? ((out[f][enc(param)] = []) as unknown[])).push(value);
+  const sortBy = (param: string, asc: unknown, desc: unknown) => {
+    if (param.includes(SUB)) return;
+    const p = enc(param);
+    const a = (out.oa ??= {});
+    const d = (out.od ??= {});
+    if (a[p] === undefined || (asc as number) < (a[p] as number)) a[p] = asc;
+    if (d[p] === undefined || (desc as number) > (d[p] as number)) d[p] = desc;
+  };
+  for (const e of index.keys) {
+    add('k', e.param, e.key);
+    sortBy(e.param, e.key, e.key);
+  }
   for (const e of index.strings) {
     add('s', e.param, e.norm);
     add('se', e.param, e.exact);
+    sortBy(e.param, e.norm, e.norm);
   }
-  for (const e of index.dates) {
+  for (const e of index.ranges) {
     add('dl', e.param, e.low);
     add('dh', e.param, e.high);
-    for (const key of containingBuckets(e.low, e.high)) add('de', e.param, key);
+    for (const key of e.kind === 'date' ? containingBuckets(e.low, e.high) : numberBuckets(e.low)) add('w', e.param, key);
+    sortBy(e.param, e.low, e.high);
   }
   return out;
 }
@@ -81,46 +100,37 @@ const OPS: Record<Bound['op'], string> = { '<': '$lt', '<=': '$lte', '>': '$gt',
 
 /**
  * A range test without $elemMatch (FerretDB v1 lacks it): a single bound is a plain condition on
- * the low or high ends; "inside this calendar bucket" (eq) is one key of `de`. The only test left
- * with two uncorrelated bounds is `ap`, approximate by definition, and exact on single-valued fields.
+ * the low or high ends; "inside this bucket" (eq) is one key of `w`. The only tests left with two
+ * uncorrelated bounds are `ap`, and `eq` on a quantity compared in UCUM canonical units: exact
+ * for a parameter with one value per resource, approximate when a resource has several.
  */
 function rangeFilter(match: RangeMatch, single: (b: Bound) => Filter<Document>, within?: (key: string) => Filter<Document>): Filter<Document> {
   const alternatives = match.map((a) => (a.within && within ? within(a.within) : a.bounds.length === 1 ? single(a.bounds[0]) : { $and: a.bounds.map(single) }));
   return alternatives.length === 1 ? alternatives[0] : { $or: alternatives };
 }
 
-function conditionFilter(c: Condition): Filter<Document> {
-  switch (c.kind) {
-    case 'id':
-      return { i: { $in: c.ids } };
-    case 'lastUpdated':
-      return rangeFilter(c.match, (b) => ({ lu: { [OPS[b.op]]: b.value } }));
-    case 'token':
-      return { [`k.${c.param}`]: { $in: c.keys } };
-    case 'reference':
-      return { [`f.${c.param}`]: { $in: c.keys } };
-    case 'string': {
-      if (c.mode === 'exact') return { [`se.${c.param}`]: { $in: c.values } };
-      const field = `s.${c.param}`;
-      const alts = c.values.map((v) => ({ [field]: { $regex: c.mode === 'contains' ? escapeRegex(v) : `^${escapeRegex(v)}` } }));
-      return alts.length === 1 ? alts[0] : { $or: alts };
-    }
-    case 'date':
-      return rangeFilter(
-        c.match,
-        (b) => ({ [`${b.on === 'low' ? 'dl' : 'dh'}.${c.param}`]: { [OPS[b.op]]: b.value } }),
-        (key) => ({ [`de.${c.param}`]: key }),
-      );
-    case 'missing': {
-      const field = { token: 'k', reference: 'f', string: 's', date: 'dl' }[c.index];
-      return { [`${field}.${c.param}`]: { $exists: !c.missing } };
-    }
-  }
-}
+/** How many ids a chain or _has may carry from one step to the next before it is refused as too broad. */
+const MAX_STEP_IDS = 10000;
 
-function parseOid(position: string): ObjectId | undefined {
-  return /^[0-9a-f]{24}$/.test(position) ? new ObjectId(position) : undefined;
+const MISSING_FIELD = { key: 'k', string: 's', range: 'dl' } as const;
+
+/** The sort field of a key, and the comparison of positions in MongoDB's order (missing/null lowest). */
+function sortField(k: SortKey): string {
+  if (k.index === 'id') return 'i';
+  if (k.index === 'lastUpdated') return 'lu';
+  return field(k.descending ? 'od' : 'oa', k.param);
 }
+function compareValues(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === null || a === undefined) return -1;
+  if (b === null || b === undefined) return 1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  return String(a) < String(b) ? -1 : 1;
+}
+const valueAt = (doc: Record<string, unknown>, path: string): unknown => path.split('.').reduce<unknown>((o, p) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[p] : undefined), doc) ?? null;
+
 
 /** The MongoDB engine (mongoose connection, native collections for the hot paths). */
 export class MongoStore implements ResourceStore {
@@ -248,32 +258,65 @@ export class MongoStore implements ResourceStore {
     throw new WriteContentionError(`${type}: too many concurrent writers`);
   }
 
-  /** Keyset paging on _id, as in the SQLite engine. */
-  private async page<T extends { _id: ObjectId }>(
-    col: Collection<T>,
-    filter: Filter<T>,
+  /**
+   * Keyset paging as in the SQLite engine: documents sorted by `keys` (then _id), a page is the
+   * `count` documents after (or before) the edge of the previous one. Several collections (a
+   * system-level search) are each queried from the position and merged.
+   */
+  private async page(
+    sources: { col: Collection<Document>; filter: Filter<Document>; type?: string }[],
+    keys: { path: string; descending: boolean }[],
     count: number,
     cursor: SearchPlan['cursor'],
-    descending: boolean,
     session?: ClientSession,
-  ): Promise<{ docs: T[]; next?: string; prev?: string }> {
+  ): Promise<{ docs: (Document & { _type?: string })[]; next?: string; prev?: string }> {
     const backwards = cursor?.direction === 'prev';
-    let f = filter;
+    const all = [...keys, { path: '_id', descending: keys.length === 0 ? false : false }];
+    if (keys.length === 0 && sources.length === 1 && sources[0].type === undefined) all[0].descending = true; // history: newest first
+    let position: unknown[] | undefined;
     if (cursor) {
-      const oid = parseOid(cursor.position);
-      if (!oid) return { docs: [] };
-      const after = backwards === descending ? '$gt' : '$lt';
-      f = { $and: [filter, { _id: { [after]: oid } }] } as Filter<T>;
+      try {
+        position = JSON.parse(Buffer.from(cursor.position, 'base64url').toString('utf8')) as unknown[];
+      } catch {
+        return { docs: [] };
+      }
+      if (!Array.isArray(position) || position.length !== all.length || !/^[0-9a-f]{24}$/.test(String(position[position.length - 1]))) return { docs: [] };
+      position[position.length - 1] = new ObjectId(String(position[position.length - 1]));
     }
-    const dir = backwards !== descending ? -1 : 1;
-    const docs = (await col.find(f, { session }).sort({ _id: dir }).limit(count + 1).toArray()) as T[];
-    const more = docs.length > count;
-    if (more) docs.pop();
+    // Documents after `position`: one key deciding at a time; null (missing) is the lowest value.
+    const after = (k: { path: string; descending: boolean }, v: unknown): Filter<Document> => {
+      const forward = k.descending === backwards; // ascending order of the scan
+      if (v === null) return forward ? { [k.path]: { $ne: null } } : { _id: { $exists: false } };
+      return forward ? { [k.path]: { $gt: v } } : { $or: [{ [k.path]: { $lt: v } }, { [k.path]: null }] };
+    };
+    const equal = (k: { path: string }, v: unknown): Filter<Document> => ({ [k.path]: v });
+    const keyset: Filter<Document> | undefined = position && {
+      $or: all.map((k, i) => ({ $and: [...all.slice(0, i).map((kk, j) => equal(kk, position![j])), after(k, position![i])] })),
+    };
+    const sort: Record<string, 1 | -1> = {};
+    for (const k of all) sort[k.path] = k.descending !== backwards ? -1 : 1;
+    const found: (Document & { _type?: string })[] = [];
+    for (const src of sources) {
+      const f = keyset ? { $and: [src.filter, keyset] } : src.filter;
+      const docs = await src.col.find(f, { session }).sort(sort).limit(count + 1).toArray();
+      for (const d of docs) found.push(Object.assign(d, { _type: src.type }));
+    }
+    const cmp = (a: Document, b: Document) => {
+      for (const k of all) {
+        const c = k.path === '_id' ? compareValues(a._id.toHexString(), b._id.toHexString()) : compareValues(valueAt(a, k.path), valueAt(b, k.path));
+        if (c !== 0) return k.descending !== backwards ? -c : c;
+      }
+      return 0;
+    };
+    if (sources.length > 1) found.sort(cmp);
+    const more = found.length > count;
+    const docs = found.slice(0, count);
     if (backwards) docs.reverse();
-    const out: { docs: T[]; next?: string; prev?: string } = { docs };
+    const positionOf = (d: Document) => Buffer.from(JSON.stringify(all.map((k) => (k.path === '_id' ? d._id.toHexString() : valueAt(d, k.path))))).toString('base64url');
+    const out: { docs: Document[]; next?: string; prev?: string } = { docs };
     if (docs.length > 0) {
-      if (backwards || more) out.next = docs[docs.length - 1]._id.toHexString();
-      if (backwards ? more : cursor !== undefined) out.prev = docs[0]._id.toHexString();
+      if (backwards || more) out.next = positionOf(docs[docs.length - 1]);
+      if (backwards ? more : cursor !== undefined) out.prev = positionOf(docs[0]);
     }
     return out;
   }
@@ -287,21 +330,124 @@ export class MongoStore implements ResourceStore {
     if (q.id) filter.i = q.id;
     if (q.since !== undefined) filter.lu = { $gte: q.since };
     const total = await this.versions.countDocuments(filter, { session });
-    const { docs, next, prev } = await this.page(this.versions, filter, q.count, q.cursor, true, session);
-    return { items: docs.map((d) => toVersion(d.t, d)), total, next, prev };
+    const { docs, next, prev } = await this.page([{ col: this.versions as unknown as Collection<Document>, filter: filter as Filter<Document> }], [], q.count, q.cursor, session);
+    return { items: docs.map((d) => toVersion(d.t, d as unknown as HistoryDoc)), total, next, prev };
+  }
+
+  /** A collection to read from: no index creation, a missing collection simply finds nothing. */
+  private readable(type: string): Collection<Document> {
+    return this.conn.db!.collection(type);
+  }
+
+  /** The filter of the conditions on resources of `type`; chains and _has run their inner step first. */
+  private async filterOf(type: string, conditions: Condition[], session?: ClientSession): Promise<Filter<Document>> {
+    const parts = await Promise.all(conditions.map((c) => this.conditionFilter(type, c, session)));
+    return parts.length ? { $and: [{ d: false }, ...parts] } : { d: false };
+  }
+
+  private async conditionFilter(type: string, c: Condition, session?: ClientSession): Promise<Filter<Document>> {
+    const OPS: Record<Bound['op'], string> = { '<': '$lt', '<=': '$lte', '>': '$gt', '>=': '$gte' };
+    switch (c.kind) {
+      case 'id':
+        return { i: { [c.not ? '$nin' : '$in']: c.ids } };
+      case 'lastUpdated':
+        return rangeFilter(c.match, (b) => ({ lu: { [OPS[b.op]]: b.value } }));
+      case 'key':
+        return { [field('k', c.param)]: { [c.not ? '$nin' : '$in']: c.keys } };
+      case 'keyPrefix':
+        return { $or: c.prefixes.map((p) => ({ [field('k', c.param)]: { $regex: `^${escapeRegex(p)}` } })) };
+      case 'string': {
+        if (c.mode === 'exact') return { [field('se', c.param)]: { $in: c.values } };
+        const f = field('s', c.param);
+        const alts = c.values.map((v) => ({ [f]: { $regex: c.mode === 'contains' ? escapeRegex(v) : `^${escapeRegex(v)}` } }));
+        return alts.length === 1 ? alts[0] : { $or: alts };
+      }
+      case 'range':
+        return rangeFilter(
+          c.match,
+          (b) => ({ [field(b.on === 'low' ? 'dl' : 'dh', c.param)]: { [OPS[b.op]]: b.value } }),
+          (key) => ({ [field('w', c.param)]: key }),
+        );
+      case 'missing':
+        return { [field(MISSING_FIELD[c.index], c.param)]: { $exists: !c.missing } };
+      case 'any':
+        return { $or: await Promise.all(c.conditions.map((x) => this.conditionFilter(type, x, session))) };
+      case 'chain': {
+        const targetType = c.targetTypes[0];
+        const inner = await this.filterOf(targetType, c.conditions, session);
+        const ids = await this.readable(targetType).find(inner, { session, projection: { i: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
+        if (ids.length > MAX_STEP_IDS) throw new FhirError(400, 'too-costly', `The chain through ${c.param} matches more than ${MAX_STEP_IDS} ${targetType} resources; narrow it`);
+        return { [field('k', c.param)]: { $in: ids.map((d) => `${targetType}/${d.i}`) } };
+      }
+      case 'has': {
+        const inner = await this.filterOf(c.sourceType, c.conditions, session);
+        const f = field('k', c.param);
+        const docs = await this.readable(c.sourceType).find(inner, { session, projection: { [f]: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
+        if (docs.length > MAX_STEP_IDS) throw new FhirError(400, 'too-costly', `_has:${c.sourceType}:${c.param} matches more than ${MAX_STEP_IDS} resources; narrow it`);
+        const ids = new Set<string>();
+        for (const d of docs) for (const k of (valueAt(d, f) as string[] | null) ?? []) if (k.startsWith(`${type}/`)) ids.add(k.slice(type.length + 1));
+        return { i: { $in: [...ids] } };
+      }
+    }
   }
 
   search(plan: SearchPlan) {
     return this.searchIn(plan);
   }
   private async searchIn(plan: SearchPlan, session?: ClientSession): Promise<Page<StoredVersion>> {
-    const col = await this.collection(plan.type);
-    const conditions = plan.conditions.map(conditionFilter);
-    const filter = (conditions.length ? { $and: [{ d: false }, ...conditions] } : { d: false }) as Filter<CurrentDoc>;
-    const total = plan.total === 'accurate' ? await col.countDocuments(filter, { session }) : undefined;
+    const sources = await Promise.all(
+      plan.scopes.map(async (s) => ({ col: this.readable(s.type), filter: await this.filterOf(s.type, s.conditions, session), type: s.type })),
+    );
+    let total: number | undefined;
+    if (plan.total === 'accurate') {
+      total = 0;
+      for (const src of sources) total += await src.col.countDocuments(src.filter, { session });
+    }
     if (plan.count === 0) return { items: [], total };
-    const { docs, next, prev } = await this.page(col, filter, plan.count, plan.cursor, false, session);
-    return { items: docs.map((d) => toVersion(plan.type, d)), total, next, prev };
+    const keys = plan.sort.map((k) => ({ path: sortField(k), descending: k.descending }));
+    const { docs, next, prev } = await this.page(sources, keys, plan.count, plan.cursor, session);
+    return { items: docs.map((d) => toVersion(d._type!, d as unknown as CurrentDoc)), total, next, prev };
+  }
+
+  readMany(refs: { type: string; id: string }[]) {
+    return this.readManyIn(refs);
+  }
+  private async readManyIn(refs: { type: string; id: string }[], session?: ClientSession): Promise<StoredVersion[]> {
+    const byType = new Map<string, string[]>();
+    for (const r of refs) byType.set(r.type, [...(byType.get(r.type) ?? []), r.id]);
+    const out: StoredVersion[] = [];
+    for (const [type, ids] of byType) {
+      const docs = await this.readable(type).find({ i: { $in: ids }, d: false }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } }).toArray();
+      out.push(...docs.map((d) => toVersion(type, d as unknown as CurrentDoc)));
+    }
+    return out;
+  }
+
+  referencesOf(type: string, ids: string[], params: string[]) {
+    return this.referencesOfIn(type, ids, params);
+  }
+  private async referencesOfIn(type: string, ids: string[], params: string[], session?: ClientSession): Promise<string[]> {
+    if (ids.length === 0 || params.length === 0) return [];
+    const fields = params.map((p) => field('k', p));
+    const docs = await this.readable(type).find({ i: { $in: ids }, d: false }, { session, projection: Object.fromEntries(fields.map((f) => [f, 1])) }).toArray();
+    const out = new Set<string>();
+    for (const d of docs) for (const f of fields) for (const k of (valueAt(d, f) as string[] | null) ?? []) if (/^[A-Z][A-Za-z]+\/[^/]+$/.test(k)) out.add(k);
+    return [...out];
+  }
+
+  referencing(sources: { type: string; params: string[] }[], targets: string[], limit: number) {
+    return this.referencingIn(sources, targets, limit);
+  }
+  private async referencingIn(sources: { type: string; params: string[] }[], targets: string[], limit: number, session?: ClientSession): Promise<StoredVersion[]> {
+    const out: StoredVersion[] = [];
+    if (targets.length === 0) return out;
+    for (const s of sources) {
+      if (s.params.length === 0 || out.length >= limit) continue;
+      const filter = { d: false, $or: s.params.map((p) => ({ [field('k', p)]: { $in: targets } })) };
+      const docs = await this.readable(s.type).find(filter, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } }).sort({ _id: 1 }).limit(limit - out.length).toArray();
+      out.push(...docs.map((d) => toVersion(s.type, d as unknown as CurrentDoc)));
+    }
+    return out;
   }
 
   async transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T> {
@@ -330,6 +476,9 @@ export class MongoStore implements ResourceStore {
       write: (t, i, m) => this.writeIn(t, i, m, session),
       history: (q) => this.historyIn(q, session),
       search: (p) => this.searchIn(p, session),
+      readMany: (refs) => this.readManyIn(refs, session),
+      referencesOf: (t, ids, p) => this.referencesOfIn(t, ids, p, session),
+      referencing: (sources, targets, limit) => this.referencingIn(sources, targets, limit, session),
       transaction: (f) => f(this.bound(session)),
     };
   }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Bound, Condition, RangeMatch, SearchPlan } from '../search/plan';
+import type { Bound, Condition, IndexKind, RangeMatch, SearchPlan, SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
 import type { HistoryQuery, Mutator, Page, ResourceStore, StoredVersion, WriteResult } from './types';
 
@@ -28,23 +28,20 @@ CREATE TABLE IF NOT EXISTS resources (
   UNIQUE (type, id)
 );
 CREATE INDEX IF NOT EXISTS resources_type_updated ON resources (type, last_updated);
-CREATE TABLE IF NOT EXISTS idx_token (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_token_key ON idx_token (type, param, key, pk);
-CREATE INDEX IF NOT EXISTS idx_token_pk ON idx_token (pk, param);
-CREATE TABLE IF NOT EXISTS idx_reference (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_reference_key ON idx_reference (type, param, key, pk);
-CREATE INDEX IF NOT EXISTS idx_reference_pk ON idx_reference (pk, param);
+CREATE TABLE IF NOT EXISTS idx_key (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_key_value ON idx_key (type, param, key, pk);
+CREATE INDEX IF NOT EXISTS idx_key_pk ON idx_key (pk, param, key);
 CREATE TABLE IF NOT EXISTS idx_string (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_string_norm ON idx_string (type, param, norm, pk);
 CREATE INDEX IF NOT EXISTS idx_string_exact ON idx_string (type, param, exact, pk);
-CREATE INDEX IF NOT EXISTS idx_string_pk ON idx_string (pk, param);
-CREATE TABLE IF NOT EXISTS idx_date (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_date_low ON idx_date (type, param, low, high, pk);
-CREATE INDEX IF NOT EXISTS idx_date_high ON idx_date (type, param, high, low, pk);
-CREATE INDEX IF NOT EXISTS idx_date_pk ON idx_date (pk, param);
+CREATE INDEX IF NOT EXISTS idx_string_pk ON idx_string (pk, param, norm);
+CREATE TABLE IF NOT EXISTS idx_range (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low REAL NOT NULL, high REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_range_low ON idx_range (type, param, low, high, pk);
+CREATE INDEX IF NOT EXISTS idx_range_high ON idx_range (type, param, high, low, pk);
+CREATE INDEX IF NOT EXISTS idx_range_pk ON idx_range (pk, param, low, high);
 `;
 
-const INDEX_TABLES = { token: 'idx_token', reference: 'idx_reference', string: 'idx_string', date: 'idx_date' } as const;
+const INDEX_TABLES: Record<IndexKind, string> = { key: 'idx_key', string: 'idx_string', range: 'idx_range' };
 
 interface CurrentRow {
   pk: number;
@@ -74,20 +71,98 @@ const toVersion = (r: { type: string; id: string; version: number; last_updated:
   json: r.content ?? undefined,
 });
 
+const marks = (values: unknown[]) => values.map(() => '?').join(', ');
+
 /** Upper bound of the strings that start with `prefix`, in SQLite's binary order. */
 function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
-function boundsSql(match: RangeMatch, low: string, high: string, args: unknown[]): string {
-  const alt = (bounds: Bound[]) =>
-    bounds
-      .map((b) => {
-        args.push(b.value);
-        return `${b.on === 'low' ? low : high} ${b.op} ?`;
-      })
-      .join(' AND ');
-  return match.map((a) => `(${alt(a.bounds)})`).join(' OR ');
+/** The sort value of a resource that lacks the parameter: below every value (first ascending, last descending), as in MongoDB. */
+const MISSING = { key: '', string: '', range: -1e308 };
+
+/** Translates plan conditions into SQL over the index tables; `alias` names the resources row. */
+class SqlBuilder {
+  private aliases = 0;
+
+  private bounds(match: RangeMatch, low: string, high: string, args: unknown[]): string {
+    const alt = (bounds: Bound[]) =>
+      bounds
+        .map((b) => {
+          args.push(b.value);
+          return `${b.on === 'low' ? low : high} ${b.op} ?`;
+        })
+        .join(' AND ');
+    return match.map((a) => `(${alt(a.bounds)})`).join(' OR ');
+  }
+
+  private inIndex(alias: string, table: string, type: string, param: string, test: string, args: unknown[], testArgs: unknown[], not = false): string {
+    args.push(type, param, ...testArgs);
+    return `${alias}.pk ${not ? 'NOT ' : ''}IN (SELECT pk FROM ${table} WHERE type = ? AND param = ? AND (${test}))`;
+  }
+
+  condition(alias: string, type: string, c: Condition, args: unknown[]): string {
+    switch (c.kind) {
+      case 'id':
+        if (c.ids.length === 0) return c.not ? '1' : '0';
+        args.push(...c.ids);
+        return `${alias}.id ${c.not ? 'NOT ' : ''}IN (${c.ids.map(() => '?').join(', ')})`;
+      case 'lastUpdated':
+        return `(${this.bounds(c.match, `${alias}.last_updated`, `${alias}.last_updated`, args)})`;
+      case 'key':
+        if (c.keys.length === 0) return c.not ? '1' : '0';
+        return this.inIndex(alias, 'idx_key', type, c.param, `key IN (${c.keys.map(() => '?').join(', ')})`, args, c.keys, c.not);
+      case 'keyPrefix': {
+        const testArgs: unknown[] = [];
+        const test = c.prefixes.map((p) => (testArgs.push(p, prefixEnd(p)), '(key >= ? AND key < ?)')).join(' OR ');
+        return this.inIndex(alias, 'idx_key', type, c.param, test, args, testArgs);
+      }
+      case 'string': {
+        const testArgs: unknown[] = [];
+        const tests = c.values.map((v) => {
+          if (c.mode === 'exact') return testArgs.push(v), 'exact = ?';
+          if (c.mode === 'contains') return testArgs.push(`%${v.replace(/[\\%_]/g, '\\$&')}%`), `norm LIKE ? ESCAPE '\\'`;
+          if (v === '') return '1';
+          return testArgs.push(v, prefixEnd(v)), '(norm >= ? AND norm < ?)';
+        });
+        return this.inIndex(alias, 'idx_string', type, c.param, tests.join(' OR '), args, testArgs);
+      }
+      case 'range': {
+        const testArgs: unknown[] = [];
+        const test = this.bounds(c.match, 'low', 'high', testArgs);
+        return this.inIndex(alias, 'idx_range', type, c.param, test, args, testArgs);
+      }
+      case 'missing':
+        args.push(c.param);
+        return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${INDEX_TABLES[c.index]} WHERE pk = ${alias}.pk AND param = ?)`;
+      case 'any':
+        return `(${c.conditions.map((x) => this.condition(alias, type, x, args)).join(' OR ') || '0'})`;
+      case 'chain': {
+        const t = `t${++this.aliases}`;
+        const targetType = c.targetTypes[0];
+        args.push(type, c.param, targetType);
+        const inner = c.conditions.map((x) => ` AND ${this.condition(t, targetType, x, args)}`).join('');
+        return `${alias}.pk IN (SELECT k.pk FROM idx_key k WHERE k.type = ? AND k.param = ? AND k.key IN (SELECT ${t}.type || '/' || ${t}.id FROM resources ${t} WHERE ${t}.type = ? AND ${t}.deleted = 0${inner}))`;
+      }
+      case 'has': {
+        const s = `s${++this.aliases}`;
+        args.push(c.sourceType, c.param);
+        const inner = c.conditions.map((x) => ` AND ${this.condition(s, c.sourceType, x, args)}`).join('');
+        return `(${alias}.type || '/' || ${alias}.id) IN (SELECT k.key FROM idx_key k JOIN resources ${s} ON ${s}.pk = k.pk WHERE k.type = ? AND k.param = ? AND ${s}.deleted = 0${inner})`;
+      }
+    }
+  }
+
+  /** The value a resource sorts by: its smallest value ascending, its largest descending. */
+  sortValue(alias: string, k: SortKey, args: unknown[]): string {
+    if (k.index === 'id') return `${alias}.id`;
+    if (k.index === 'lastUpdated') return `${alias}.last_updated`;
+    const agg = k.descending ? 'max' : 'min';
+    const column = k.index === 'key' ? 'key' : k.index === 'string' ? 'norm' : k.descending ? 'high' : 'low';
+    const missing = MISSING[k.index];
+    args.push(k.param, missing);
+    return `coalesce((SELECT ${agg}(${column}) FROM ${INDEX_TABLES[k.index]} WHERE pk = ${alias}.pk AND param = ?), ?)`;
+  }
 }
 
 /** The embedded engine: one SQLite file, WAL, real transactions. better-sqlite3 is synchronous. */
@@ -125,10 +200,9 @@ export class SqliteStore implements ResourceStore {
       insertCurrent: db.prepare(`INSERT INTO resources (type, id, version, last_updated, deleted, hseq) VALUES (?, ?, ?, ?, ?, ?)`),
       updateCurrent: db.prepare(`UPDATE resources SET version = ?, last_updated = ?, deleted = ?, hseq = ? WHERE pk = ?`),
       clear: Object.values(INDEX_TABLES).map((t) => db.prepare(`DELETE FROM ${t} WHERE pk = ?`)),
-      addToken: db.prepare(`INSERT INTO idx_token (pk, type, param, key) VALUES (?, ?, ?, ?)`),
-      addReference: db.prepare(`INSERT INTO idx_reference (pk, type, param, key) VALUES (?, ?, ?, ?)`),
+      addKey: db.prepare(`INSERT INTO idx_key (pk, type, param, key) VALUES (?, ?, ?, ?)`),
       addString: db.prepare(`INSERT INTO idx_string (pk, type, param, norm, exact) VALUES (?, ?, ?, ?, ?)`),
-      addDate: db.prepare(`INSERT INTO idx_date (pk, type, param, low, high) VALUES (?, ?, ?, ?, ?)`),
+      addRange: db.prepare(`INSERT INTO idx_range (pk, type, param, low, high) VALUES (?, ?, ?, ?, ?)`),
     };
   }
 
@@ -189,10 +263,9 @@ export class SqliteStore implements ResourceStore {
   }
 
   private addIndex(pk: number, type: string, index: IndexEntries) {
-    for (const e of index.tokens) this.stmts.addToken.run(pk, type, e.param, e.key);
-    for (const e of index.references) this.stmts.addReference.run(pk, type, e.param, e.key);
+    for (const e of index.keys) this.stmts.addKey.run(pk, type, e.param, e.key);
     for (const e of index.strings) this.stmts.addString.run(pk, type, e.param, e.norm, e.exact);
-    for (const e of index.dates) this.stmts.addDate.run(pk, type, e.param, e.low, e.high);
+    for (const e of index.ranges) this.stmts.addRange.run(pk, type, e.param, e.low, e.high);
   }
 
   async history(q: HistoryQuery): Promise<Page<StoredVersion>> {
@@ -203,39 +276,57 @@ export class SqliteStore implements ResourceStore {
   private historyNow(q: HistoryQuery): Page<StoredVersion> {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (q.type) where.push('type = ?') && args.push(q.type);
-    if (q.id) where.push('id = ?') && args.push(q.id);
-    if (q.since !== undefined) where.push('last_updated >= ?') && args.push(q.since);
+    const add = (sql: string, value: unknown) => {
+      where.push(sql);
+      args.push(value);
+    };
+    if (q.type) add('type = ?', q.type);
+    if (q.id) add('id = ?', q.id);
+    if (q.since !== undefined) add('last_updated >= ?', q.since);
     const filter = where.length ? where.join(' AND ') : '1';
     const total = (this.db.prepare(`SELECT count(*) AS n FROM history WHERE ${filter}`).get(...args) as { n: number }).n;
-    return { ...this.pageBy('seq', `SELECT * FROM history WHERE ${filter}`, args, q.count, q.cursor, true), total };
+    return { ...this.page(`SELECT *, seq AS k0 FROM history WHERE ${filter}`, args, [true], q.count, q.cursor), total };
   }
 
   /**
-   * Keyset paging on an integer key: a page is the `count` rows after (or before) a position,
-   * so rows written or deleted meanwhile never shift the pages.
+   * Keyset paging: the query's rows carry their sort values as k0, k1, ... (the last one unique),
+   * and a page is the `count` rows after (or before) the position of the previous page's edge,
+   * so rows written or deleted meanwhile never shift or repeat a page.
    */
-  private pageBy(key: string, sql: string, args: unknown[], count: number, cursor: HistoryQuery['cursor'], descending: boolean): Page<StoredVersion> {
+  private page(select: string, args: unknown[], descending: boolean[], count: number, cursor: SearchPlan['cursor']): Page<StoredVersion> {
     const backwards = cursor?.direction === 'prev';
-    const forwardOp = descending ? '<' : '>';
-    const op = backwards ? (descending ? '>' : '<') : forwardOp;
-    const order = backwards !== descending ? 'DESC' : 'ASC';
-    const pos = cursor ? Number(cursor.position) : undefined;
-    if (cursor && !Number.isInteger(pos)) return { items: [] };
-    const rows = this.db
-      .prepare(`${sql}${cursor ? ` AND ${key} ${op} ?` : ''} ORDER BY ${key} ${order} LIMIT ?`)
-      .all(...args, ...(cursor ? [pos] : []), count + 1) as (HistoryRow & Record<string, unknown>)[];
+    const n = descending.length;
+    const cols = descending.map((_, i) => `k${i}`);
+    let keyset = '';
+    const keyArgs: unknown[] = [];
+    if (cursor) {
+      let position: unknown[];
+      try {
+        position = JSON.parse(Buffer.from(cursor.position, 'base64url').toString('utf8')) as unknown[];
+      } catch {
+        return { items: [] };
+      }
+      if (!Array.isArray(position) || position.length !== n) return { items: [] };
+      // (k0, k1, ...) after the position in the requested direction, one column deciding at a time
+      const alternatives: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const after = descending[i] !== backwards ? '<' : '>';
+        const eqs = cols.slice(0, i).map((c) => `${c} = ?`);
+        alternatives.push([...eqs, `${cols[i]} ${after} ?`].join(' AND '));
+        keyArgs.push(...position.slice(0, i + 1));
+      }
+      keyset = ` WHERE ${alternatives.map((a) => `(${a})`).join(' OR ')}`;
+    }
+    const order = cols.map((c, i) => `${c} ${descending[i] !== backwards ? 'DESC' : 'ASC'}`).join(', ');
+    const rows = this.db.prepare(`SELECT * FROM (${select})${keyset} ORDER BY ${order} LIMIT ?`).all(...args, ...keyArgs, count + 1) as (HistoryRow & Record<string, unknown>)[];
     const more = rows.length > count;
     if (more) rows.pop();
     if (backwards) rows.reverse();
-    const field = key.replace(/^\w+\./, '');
-    const keyOf = (r: Record<string, unknown>) => String(r[field]);
+    const positionOf = (r: Record<string, unknown>) => Buffer.from(JSON.stringify(cols.map((c) => r[c]))).toString('base64url');
     const page: Page<StoredVersion> = { items: rows.map(toVersion) };
     if (rows.length > 0) {
-      const hasNext = backwards ? true : more;
-      const hasPrev = backwards ? more : cursor !== undefined;
-      if (hasNext) page.next = keyOf(rows[rows.length - 1]);
-      if (hasPrev) page.prev = keyOf(rows[0]);
+      if (backwards || more) page.next = positionOf(rows[rows.length - 1]);
+      if (backwards ? more : cursor !== undefined) page.prev = positionOf(rows[0]);
     }
     return page;
   }
@@ -246,59 +337,58 @@ export class SqliteStore implements ResourceStore {
   }
 
   private searchNow(plan: SearchPlan): Page<StoredVersion> {
-    const args: unknown[] = [plan.type];
-    const where = ['r.type = ?', 'r.deleted = 0', ...plan.conditions.map((c) => this.conditionSql(plan.type, c, args))];
-    const filter = where.join(' AND ');
-    const total =
-      plan.total === 'accurate' ? (this.db.prepare(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
+    const args: unknown[] = [];
+    const sql = new SqlBuilder();
+    const scopes = plan.scopes.map((s) => {
+      args.push(s.type);
+      return `(r.type = ?${s.conditions.map((c) => ` AND ${sql.condition('r', s.type, c, args)}`).join('')})`;
+    });
+    const filter = `r.deleted = 0 AND (${scopes.join(' OR ') || '0'})`;
+    const total = plan.total === 'accurate' ? (this.db.prepare(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
     if (plan.count === 0) return { items: [], total };
-    const sql = `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content FROM resources r JOIN history h ON h.seq = r.hseq WHERE ${filter}`;
-    return { ...this.pageBy('r.pk', sql, args, plan.count, plan.cursor, false), total };
+    const sortArgs: unknown[] = [];
+    const sortCols = plan.sort.map((k, i) => `${sql.sortValue('r', k, sortArgs)} AS k${i}`);
+    const select = `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content, ${[...sortCols, `r.pk AS k${plan.sort.length}`].join(', ')} FROM resources r JOIN history h ON h.seq = r.hseq WHERE ${filter}`;
+    return { ...this.page(select, [...sortArgs, ...args], [...plan.sort.map((k) => k.descending), false], plan.count, plan.cursor), total };
   }
 
-  private conditionSql(type: string, c: Condition, args: unknown[]): string {
-    const sub = (table: string, param: string, test: string) => {
-      return `r.pk IN (SELECT pk FROM ${table} WHERE type = ? AND param = ? AND (${test}))`;
-    };
-    switch (c.kind) {
-      case 'id':
-        args.push(...c.ids);
-        return `r.id IN (${c.ids.map(() => '?').join(', ')})`;
-      case 'lastUpdated':
-        return `(${boundsSql(c.match, 'r.last_updated', 'r.last_updated', args)})`;
-      case 'token':
-      case 'reference': {
-        if (c.keys.length === 0) return '0';
-        args.push(type, c.param, ...c.keys);
-        return sub(INDEX_TABLES[c.kind], c.param, `key IN (${c.keys.map(() => '?').join(', ')})`);
-      }
-      case 'string': {
-        args.push(type, c.param);
-        const tests = c.values.map((v) => {
-          if (c.mode === 'exact') {
-            args.push(v);
-            return 'exact = ?';
-          }
-          if (c.mode === 'contains') {
-            args.push(`%${v.replace(/[\\%_]/g, '\\$&')}%`);
-            return `norm LIKE ? ESCAPE '\\'`;
-          }
-          if (v === '') return '1';
-          args.push(v, prefixEnd(v));
-          return '(norm >= ? AND norm < ?)';
-        });
-        return sub('idx_string', c.param, tests.join(' OR '));
-      }
-      case 'date': {
-        args.push(type, c.param);
-        const test = boundsSql(c.match, 'low', 'high', args);
-        return sub('idx_date', c.param, test);
-      }
-      case 'missing': {
-        args.push(c.param);
-        return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${INDEX_TABLES[c.index]} WHERE pk = r.pk AND param = ?)`;
-      }
-    }
+  async readMany(refs: { type: string; id: string }[]): Promise<StoredVersion[]> {
+    await this.ready();
+    return this.readManyNow(refs);
+  }
+  private readManyNow(refs: { type: string; id: string }[]): StoredVersion[] {
+    return refs.map((r) => this.readNow(r.type, r.id)).filter((v): v is StoredVersion => !!v && !v.deleted);
+  }
+
+  async referencesOf(type: string, ids: string[], params: string[]): Promise<string[]> {
+    await this.ready();
+    return this.referencesOfNow(type, ids, params);
+  }
+  private referencesOfNow(type: string, ids: string[], params: string[]): string[] {
+    if (ids.length === 0 || params.length === 0) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT DISTINCT k.key FROM resources r JOIN idx_key k ON k.pk = r.pk WHERE r.type = ? AND r.id IN (${marks(ids)}) AND k.param IN (${marks(params)}) AND k.key GLOB '[A-Z]*/*'`,
+      )
+      .all(type, ...ids, ...params) as { key: string }[];
+    return rows.map((r) => r.key);
+  }
+
+  async referencing(sources: { type: string; params: string[] }[], targets: string[], limit: number): Promise<StoredVersion[]> {
+    await this.ready();
+    return this.referencingNow(sources, targets, limit);
+  }
+  private referencingNow(sources: { type: string; params: string[] }[], targets: string[], limit: number): StoredVersion[] {
+    const used = sources.filter((s) => s.params.length > 0);
+    if (targets.length === 0 || used.length === 0) return [];
+    const args: unknown[] = [...targets];
+    const bySource = used.map((s) => (args.push(s.type, ...s.params), `(k.type = ? AND k.param IN (${marks(s.params)}))`)).join(' OR ');
+    const rows = this.db
+      .prepare(
+        `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content FROM resources r JOIN history h ON h.seq = r.hseq WHERE r.deleted = 0 AND r.pk IN (SELECT k.pk FROM idx_key k WHERE k.key IN (${marks(targets)}) AND (${bySource})) ORDER BY r.pk LIMIT ?`,
+      )
+      .all(...args, limit) as CurrentRow[];
+    return rows.map(toVersion);
   }
 
   async transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T> {
@@ -332,6 +422,9 @@ export class SqliteStore implements ResourceStore {
       write: async (t, i, m) => this.writeNow(t, i, m),
       history: async (q) => this.historyNow(q),
       search: async (p) => this.searchNow(p),
+      readMany: async (refs) => this.readManyNow(refs),
+      referencesOf: async (t, ids, p) => this.referencesOfNow(t, ids, p),
+      referencing: async (sources, targets, limit) => this.referencingNow(sources, targets, limit),
       transaction: async (f) => f(this.ungated()),
     };
   }

@@ -68,6 +68,12 @@ export interface ResourceStore {
   write(type: string, id: string, mutate: Mutator): Promise<WriteResult>;
   history(query: HistoryQuery): Promise<Page<StoredVersion>>;
   search(plan: SearchPlan): Promise<Page<StoredVersion>>;
+  /** Current, not deleted versions of the given resources (missing ones are left out). */
+  readMany(refs: { type: string; id: string }[]): Promise<StoredVersion[]>;
+  /** The `Type/id` references that the given resources hold in the given reference parameters. */
+  referencesOf(type: string, ids: string[], params: string[]): Promise<string[]>;
+  /** Up to `limit` live resources that point to one of `targets` (`Type/id`) through one of the sources' reference parameters. */
+  referencing(sources: { type: string; params: string[] }[], targets: string[], limit: number): Promise<StoredVersion[]>;
   /** Runs fn with a store whose writes all commit or all roll back. */
   transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T>;
 }

@@ -5,10 +5,10 @@ import { tokenKeys } from '../../src/search/values';
 import type { ResourceStore, WriteInput } from '../../src/store/types';
 
 const patientJson = (id: string, family: string, v = 1): Resource => ({ resourceType: 'Patient', id, meta: { versionId: String(v) }, name: [{ family }] }) as Resource;
-const withToken = (code: string): IndexEntries => ({ ...emptyIndex(), tokens: tokenKeys('urn:s', code).map((key) => ({ param: 'identifier', key })) });
+const withToken = (code: string): IndexEntries => ({ ...emptyIndex(), keys: tokenKeys('urn:s', code).map((key) => ({ param: 'identifier', key })) });
 const put = (store: ResourceStore, id: string, family: string, code = 'x') =>
   store.write('Patient', id, (_cur, next): WriteInput => ({ resource: patientJson(id, family, next.versionId), index: withToken(code) }));
-const plan = (code: string, count = 10) => ({ type: 'Patient', conditions: [{ kind: 'token' as const, param: 'identifier', keys: tokenKeys('urn:s', code).slice(1, 2) }], count, total: 'accurate' as const });
+const plan = (code: string, count = 10) => ({ scopes: [{ type: 'Patient', conditions: [{ kind: 'key' as const, param: 'identifier', keys: tokenKeys('urn:s', code).slice(1, 2) }] }], sort: [], count, total: 'accurate' as const });
 
 describe.each(engines())('ResourceStore [$name]', (engine) => {
   let store: ResourceStore;

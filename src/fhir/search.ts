@@ -1,0 +1,211 @@
+import type { OperationOutcome } from 'fhir/r4';
+import { badRequest, FhirError, notFound, operationOutcome, type Issue } from '../outcome';
+import { r4Elements, r4PatientCompartment } from '../r4';
+import { parseSearch, type ParsedSearch, type Summary } from '../search/parse';
+import type { Condition, Include, Scope, SearchPlan } from '../search/plan';
+import type { StoredVersion } from '../store/types';
+import type { FhirRequest, FhirResponse, Services } from './context';
+import { searchBundle, type BundleMatch } from './bundles';
+
+/** At most this many resources are added by _include/_revinclude to one page; beyond, an OperationOutcome says so. */
+export const MAX_INCLUDED = 1000;
+const MAX_ITERATIONS = 4;
+const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED', display: 'subsetted' };
+
+function parse(svc: Services, req: FhirRequest, type: string, params: [string, string][]): ParsedSearch {
+  return parseSearch(svc.registry, type, params, {
+    strict: req.prefer.handling === 'strict',
+    defaultCount: svc.config.defaultCount,
+    maxCount: svc.config.maxCount,
+    baseUrl: req.baseUrl,
+    expandValueSet: svc.expandValueSet,
+  });
+}
+
+/** Reference parameters of a type, by code. */
+function referenceParams(svc: Services, type: string): string[] {
+  return [...svc.registry.forType(type).values()].filter((d) => d.type === 'reference').map((d) => d.code);
+}
+
+/** The types that have a reference parameter able to point to `target`. */
+function typesReferencing(svc: Services, target: string): { type: string; params: string[] }[] {
+  const out: { type: string; params: string[] }[] = [];
+  for (const type of svc.resourceTypes) {
+    const params = [...svc.registry.forType(type).values()].filter((d) => d.type === 'reference' && (d.targets.length === 0 || d.targets.includes(target))).map((d) => d.code);
+    if (params.length) out.push({ type, params });
+  }
+  return out;
+}
+
+const refOf = (v: StoredVersion) => `${v.type}/${v.id}`;
+
+/** The resources _include and _revinclude add to a page, with a cap that is reported, never silent. */
+async function included(svc: Services, matches: StoredVersion[], includes: Include[]): Promise<{ resources: StoredVersion[]; capped: boolean }> {
+  const seen = new Set(matches.map(refOf));
+  const out: StoredVersion[] = [];
+  let frontier = matches;
+  let capped = false;
+  for (let round = 0; round < MAX_ITERATIONS && frontier.length > 0 && !capped; round++) {
+    const active = includes.filter((i) => round === 0 || i.iterate);
+    if (active.length === 0) break;
+    const found: StoredVersion[] = [];
+    const take = (vs: StoredVersion[]) => {
+      for (const v of vs) {
+        const key = refOf(v);
+        if (seen.has(key)) continue;
+        if (out.length + found.length >= MAX_INCLUDED) {
+          capped = true;
+          return;
+        }
+        seen.add(key);
+        found.push(v);
+      }
+    };
+    for (const inc of active) {
+      if (capped) break;
+      if (!inc.reverse) {
+        const byType = new Map<string, string[]>();
+        for (const v of frontier) if (inc.sourceType === '*' || inc.sourceType === v.type || inc.param === '*') byType.set(v.type, [...(byType.get(v.type) ?? []), v.id]);
+        for (const [type, ids] of byType) {
+          if (inc.sourceType !== type && inc.sourceType !== '*' && !(round === 0 && inc.param === '*')) continue;
+          const params = inc.param === '*' ? referenceParams(svc, type) : [inc.param];
+          const refs = (await svc.store.referencesOf(type, ids, params)).filter((r) => !seen.has(r) && (!inc.targetType || r.startsWith(`${inc.targetType}/`)));
+          take(await svc.store.readMany(refs.map((r) => ({ type: r.slice(0, r.indexOf('/')), id: r.slice(r.indexOf('/') + 1) }))));
+        }
+      } else {
+        const targets = frontier.filter((v) => !inc.targetType || v.type === inc.targetType);
+        if (targets.length === 0) continue;
+        const targetTypes = new Set(targets.map((v) => v.type));
+        const sources =
+          inc.sourceType === '*'
+            ? [...targetTypes].flatMap((t) => typesReferencing(svc, t))
+            : [{ type: inc.sourceType, params: inc.param === '*' ? referenceParams(svc, inc.sourceType) : [inc.param] }];
+        take(await svc.store.referencing(sources, targets.map(refOf), MAX_INCLUDED - out.length - found.length + 1));
+      }
+    }
+    out.push(...found);
+    frontier = found;
+  }
+  return { resources: out, capped };
+}
+
+/** `_summary` and `_elements`: the resource with only the elements asked for, tagged SUBSETTED. */
+function shape(json: string, summary: Summary | undefined, elements: string[] | undefined): string {
+  if ((!summary || summary === 'false') && !elements) return json;
+  const r = JSON.parse(json) as Record<string, unknown> & { resourceType: string; meta?: { tag?: unknown[] } };
+  const { summary: summaryNames, mandatory } = r4Elements(r.resourceType);
+  // the element a JSON key belongs to: `_birthDate` is birthDate, `deceasedBoolean` is deceased[x]
+  const stem = (key: string) => {
+    const k = key.replace(/^_/, '');
+    for (let i = k.length - 1; i > 0; i--) if (/[A-Z]/.test(k[i]) && (summaryNames.has(k.slice(0, i)) || mandatory.has(k.slice(0, i)) || elements?.includes(k.slice(0, i)))) return k.slice(0, i);
+    return k;
+  };
+  let keep: (k: string) => boolean;
+  if (elements) keep = (k) => elements.includes(stem(k)) || mandatory.has(stem(k));
+  else if (summary === 'true') keep = (k) => summaryNames.has(stem(k));
+  else if (summary === 'text') keep = (k) => k === 'text' || mandatory.has(stem(k));
+  else keep = (k) => k !== 'text'; // data
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) if (k === 'resourceType' || k === 'id' || k === 'meta' || keep(k)) out[k] = v;
+  const meta = { ...((out.meta as Record<string, unknown>) ?? {}) };
+  meta.tag = [...((meta.tag as unknown[]) ?? []), SUBSETTED];
+  out.meta = meta;
+  return JSON.stringify(out);
+}
+
+/** Runs a plan and answers with a searchset Bundle. */
+async function answer(svc: Services, req: FhirRequest, self: string, params: [string, string][], parsed: ParsedSearch, ignored: string[]): Promise<FhirResponse> {
+  const page = await svc.store.search(parsed.plan);
+  const entries: BundleMatch[] = page.items.map((v) => ({ version: v, mode: 'match', json: shape(v.json!, parsed.summary, parsed.elements) }));
+  const issues: Issue[] = ignored.map((p) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Search parameter "${p}" is not known to this server and was ignored` }));
+  if (parsed.includes.length > 0 && page.items.length > 0) {
+    const inc = await included(svc, page.items, parsed.includes);
+    entries.push(...inc.resources.map((v) => ({ version: v, mode: 'include' as const, json: v.json! })));
+    if (inc.capped) issues.push({ severity: 'warning', code: 'too-costly', diagnostics: `_include/_revinclude matched more than ${MAX_INCLUDED} resources for this page; only the first ${MAX_INCLUDED} are included (use a smaller _count)` });
+  }
+  const outcome: OperationOutcome | undefined = issues.length ? operationOutcome(issues) : undefined;
+  const kept = params.filter(([k]) => !ignored.includes(k) && k !== '_cursor' && k !== '_count');
+  return { status: 200, headers: {}, raw: searchBundle(req.baseUrl, self, kept, parsed.plan, page, entries, outcome) };
+}
+
+export async function typeSearch(svc: Services, req: FhirRequest, type: string, params: [string, string][]): Promise<FhirResponse> {
+  const parsed = parse(svc, req, type, params);
+  return answer(svc, req, `${req.baseUrl}/${type}`, params, parsed, parsed.ignored);
+}
+
+/** The compartment parameters of a type in the Patient compartment (empty: not in it). */
+export function patientCompartmentParams(type: string): string[] {
+  return r4PatientCompartment().resource?.find((r) => r.code === type)?.param ?? [];
+}
+
+function compartmentCondition(type: string, patientId: string): Condition | undefined {
+  const params = patientCompartmentParams(type);
+  const byParam: Condition[] = params.map((p) => ({ kind: 'key', param: p, keys: [`Patient/${patientId}`] }));
+  if (type === 'Patient') byParam.push({ kind: 'id', ids: [patientId] });
+  if (byParam.length === 0) return undefined;
+  return byParam.length === 1 ? byParam[0] : { kind: 'any', conditions: byParam };
+}
+
+export function patientCompartmentTypes(svc: Services): string[] {
+  return [...svc.resourceTypes].filter((t) => t === 'Patient' || patientCompartmentParams(t).length > 0);
+}
+
+/** `GET Patient/123/Observation?...`: the search, within the patient's compartment. */
+export async function compartmentSearch(svc: Services, req: FhirRequest, compartment: string, id: string, type: string, params: [string, string][]): Promise<FhirResponse> {
+  if (compartment !== 'Patient') throw new FhirError(400, 'not-supported', `Only the Patient compartment is supported, not ${compartment}`);
+  const types = type === '*' ? patientCompartmentTypes(svc) : [type];
+  const scopes: Scope[] = [];
+  let first: ParsedSearch | undefined;
+  for (const t of types) {
+    const inCompartment = compartmentCondition(t, id);
+    if (!inCompartment) throw badRequest(`${t} is not in the Patient compartment`);
+    const parsed = parse(svc, req, t, params);
+    first ??= parsed;
+    scopes.push({ type: t, conditions: [inCompartment, ...parsed.plan.scopes[0].conditions] });
+  }
+  const parsed = { ...first!, plan: { ...first!.plan, scopes } };
+  return answer(svc, req, `${req.baseUrl}/Patient/${id}/${type}`, params, parsed, first!.ignored);
+}
+
+/** `GET /fhir?_type=A,B&...`: one scope per type; every criterion must exist for every type. */
+export async function systemSearch(svc: Services, req: FhirRequest, params: [string, string][]): Promise<FhirResponse> {
+  const typeParam = params.filter(([k]) => k === '_type').flatMap(([, v]) => v.split(','));
+  for (const t of typeParam) if (!svc.resourceTypes.has(t)) throw badRequest(`_type: unknown resource type "${t}"`);
+  const types = typeParam.length ? typeParam : [...svc.resourceTypes];
+  const rest = params.filter(([k]) => k !== '_type');
+  const scopes: Scope[] = [];
+  let first: ParsedSearch | undefined;
+  for (const t of types) {
+    const parsed = parseSearch(svc.registry, t, rest, { strict: true, defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount, baseUrl: req.baseUrl, expandValueSet: svc.expandValueSet });
+    if (parsed.plan.sort.some((k) => k.index !== 'id' && k.index !== 'lastUpdated') && types.length > 1) throw badRequest('A search across several types can only be sorted by _id or _lastUpdated');
+    first ??= parsed;
+    scopes.push(parsed.plan.scopes[0]);
+  }
+  const parsed = { ...first!, plan: { ...first!.plan, scopes } };
+  return answer(svc, req, req.baseUrl, params, parsed, []);
+}
+
+/** `Patient/123/$everything`: the patient and everything in their compartment. */
+export async function everything(svc: Services, req: FhirRequest, id: string): Promise<FhirResponse> {
+  const patient = await svc.store.read('Patient', id);
+  if (!patient || patient.deleted) throw notFound(`Patient/${id} is not known`);
+  const allowed = new Set(['_since', '_type', '_count', '_cursor', '_format', '_pretty']);
+  for (const [k] of req.query) if (!allowed.has(k)) throw badRequest(`$everything does not take the parameter "${k}" (it takes _since, _type, _count)`);
+  const since = req.query.find(([k]) => k === '_since')?.[1];
+  const typeFilter = req.query.filter(([k]) => k === '_type').flatMap(([, v]) => v.split(','));
+  const all = patientCompartmentTypes(svc);
+  for (const t of typeFilter) if (!all.includes(t)) throw badRequest(`_type: ${t} is not in the Patient compartment`);
+  const types = typeFilter.length ? typeFilter : all;
+  const criteria: [string, string][] = since ? [['_lastUpdated', `ge${since}`]] : [];
+  const control = req.query.filter(([k]) => k === '_count' || k === '_cursor');
+  const scopes: Scope[] = [];
+  let first: ParsedSearch | undefined;
+  for (const t of types) {
+    const parsed = parseSearch(svc.registry, t, [...criteria, ...control], { strict: true, defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount, baseUrl: req.baseUrl });
+    first ??= parsed;
+    scopes.push({ type: t, conditions: [compartmentCondition(t, id)!, ...parsed.plan.scopes[0].conditions] });
+  }
+  const plan: SearchPlan = { ...first!.plan, scopes };
+  return answer(svc, req, `${req.baseUrl}/Patient/${id}/$everything`, req.query, { ...first!, plan }, []);
+}
+

@@ -1,0 +1,94 @@
+import type { Sd } from './definitions';
+
+/**
+ * THE table of profiles the server requires per resource type (issue 4, item 4). One place:
+ * change it here. Selected by the REQUIRED_PROFILES setting: `fr` (default) or `none`.
+ * Profiles in a resource's meta.profile always apply in addition.
+ */
+
+export const FR_CORE = 'https://hl7.fr/ig/fhir/core/StructureDefinition/';
+export const FR_CORE_PATIENT = `${FR_CORE}fr-core-patient`;
+export const FR_CORE_PATIENT_INS = `${FR_CORE}fr-core-patient-ins`;
+export const PDSM_DOCUMENT_REFERENCE = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference';
+export const TDE_AUDIT_EVENT = 'https://interop.esante.gouv.fr/ig/fhir/tde/StructureDefinition/tde-auditevent';
+/** Packages whose Observation profiles are chosen by LOINC code, in order of preference. */
+const OBSERVATION_PACKAGES = ['ans.fhir.fr.mesures', 'hl7.fhir.fr.core'];
+
+/** INS identifier systems: INS-NIR, INS-NIA, test INS-NIR, demo INS-NIR. */
+export const INS_SYSTEMS = new Set(['urn:oid:1.2.250.1.213.1.4.8', 'urn:oid:1.2.250.1.213.1.4.9', 'urn:oid:1.2.250.1.213.1.4.10', 'urn:oid:1.2.250.1.213.1.4.11']);
+
+export type RequiredProfilesMode = 'fr' | 'none';
+
+type Res = Record<string, unknown>;
+type Rule = (r: Res) => string[];
+
+const hasIns = (r: Res) => Array.isArray(r.identifier) && r.identifier.some((i) => typeof i === 'object' && i !== null && INS_SYSTEMS.has((i as { system?: string }).system ?? ''));
+
+/** The French defaults, by resource type. Observation is resolved by code (see observationProfiles). */
+export const FRENCH_REQUIRED: Record<string, Rule> = {
+  // FR Core Patient INS derives from FR Core Patient: requiring it covers both
+  Patient: (r) => [hasIns(r) ? FR_CORE_PATIENT_INS : FR_CORE_PATIENT],
+  Practitioner: () => [`${FR_CORE}fr-core-practitioner`],
+  PractitionerRole: () => [`${FR_CORE}fr-core-practitioner-role`],
+  Organization: () => [`${FR_CORE}fr-core-organization`],
+  RelatedPerson: () => [`${FR_CORE}fr-core-related-person`],
+  Appointment: () => [`${FR_CORE}fr-core-appointment`],
+  DocumentReference: () => [PDSM_DOCUMENT_REFERENCE],
+  AuditEvent: () => [TDE_AUDIT_EVENT],
+};
+
+/** LOINC code → Observation profile, from the Mesures de santé then FR Core vital-sign profiles. */
+export function observationProfiles(sds: Sd[], expand: (valueSet: string) => { system: string; code: string }[]): Map<string, string> {
+  const byCode = new Map<string, string>();
+  for (const pkg of OBSERVATION_PACKAGES) {
+    for (const sd of sds.filter((s) => s.type === 'Observation' && s.derivation === 'constraint' && s.package.startsWith(pkg + '#'))) {
+      const codes: string[] = [];
+      const systemOf = new Map<string, string>();
+      for (const e of sd.elements) {
+        if (!e.path.startsWith('Observation.code')) continue;
+        const v = (e.fixed ?? e.pattern)?.value;
+        if (e.path === 'Observation.code.coding.code' && typeof v === 'string') codes.push(`${systemOf.get(e.id.slice(0, e.id.lastIndexOf('.'))) ?? 'http://loinc.org'}|${v}`);
+        if (e.path === 'Observation.code.coding.system' && typeof v === 'string') systemOf.set(e.id.slice(0, e.id.lastIndexOf('.')), v);
+        if (e.path === 'Observation.code.coding' && v && typeof v === 'object') {
+          const c = v as { system?: string; code?: string };
+          if (c.code) codes.push(`${c.system}|${c.code}`);
+        }
+        if (e.path === 'Observation.code' && v && typeof v === 'object') for (const c of (v as { coding?: { system?: string; code?: string }[] }).coding ?? []) if (c.code) codes.push(`${c.system}|${c.code}`);
+        if (e.path === 'Observation.code' && e.binding?.strength === 'required' && e.binding.valueSet) for (const c of expand(e.binding.valueSet)) codes.push(`${c.system}|${c.code}`);
+      }
+      for (const c of codes) if (c.startsWith('http://loinc.org|') && !byCode.has(c)) byCode.set(c, sd.url);
+    }
+  }
+  return byCode;
+}
+
+export class RequiredProfiles {
+  constructor(
+    readonly mode: RequiredProfilesMode,
+    private readonly observationByCode: Map<string, string>,
+  ) {}
+
+  /** The profiles the server requires for this resource (besides its meta.profile). */
+  for(resource: Res): string[] {
+    if (this.mode === 'none') return [];
+    const type = resource.resourceType as string;
+    if (type === 'Observation') {
+      const coding = (resource.code as { coding?: { system?: string; code?: string }[] } | undefined)?.coding;
+      if (Array.isArray(coding)) for (const c of coding) {
+        const p = c && this.observationByCode.get(`${c.system}|${c.code}`);
+        if (p) return [p];
+      }
+      return [];
+    }
+    return FRENCH_REQUIRED[type]?.(resource) ?? [];
+  }
+
+  /** The table as data, for documentation and the CapabilityStatement. */
+  describe(): Record<string, string[]> {
+    if (this.mode === 'none') return {};
+    const out: Record<string, string[]> = {};
+    for (const [type, rule] of Object.entries(FRENCH_REQUIRED)) out[type] = type === 'Patient' ? [FR_CORE_PATIENT, FR_CORE_PATIENT_INS] : rule({});
+    out.Observation = [...new Set(this.observationByCode.values())];
+    return out;
+  }
+}
