@@ -17,6 +17,8 @@ export interface Config {
   /** Default and maximum page sizes of searches and histories (DEFAULT_COUNT 20, MAX_COUNT 1000). */
   defaultCount: number;
   maxCount: number;
+  /** Most resources _include/_revinclude add to one page of results (MAX_INCLUDES, default 1000); more is reported, not sent. */
+  maxIncludes: number;
   /** pino log level (LOG_LEVEL, default info; "silent" disables logs). */
   logLevel: string;
   /** Milliseconds SIGTERM waits for in-flight requests before closing (SHUTDOWN_GRACE_MS, default 10000). */
@@ -24,7 +26,8 @@ export interface Config {
   /**
    * Profiles the server requires per resource type on top of meta.profile (REQUIRED_PROFILES):
    * `fr` (default: the French table in src/validation/required-profiles.ts) or `none` (base R4 and
-   * meta.profile only). Base R4 validation is always on.
+   * meta.profile only, an unknown meta.profile being then a warning, as the HL7 validator reports
+   * it, instead of an error). Base R4 validation is always on.
    */
   requiredProfiles: 'fr' | 'none';
   /** Where the compiled validation definitions are cached (VALIDATION_CACHE_DIR, default DATA_DIR/cache). */
@@ -61,6 +64,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: sizeFrom('BODY_LIMIT', env.BODY_LIMIT, 20 * 1024 * 1024),
     defaultCount: intFrom('DEFAULT_COUNT', env.DEFAULT_COUNT, 20),
     maxCount: intFrom('MAX_COUNT', env.MAX_COUNT, 1000),
+    maxIncludes: intFrom('MAX_INCLUDES', env.MAX_INCLUDES, 1000),
     logLevel: env.LOG_LEVEL || 'info',
     shutdownGraceMs: intFrom('SHUTDOWN_GRACE_MS', env.SHUTDOWN_GRACE_MS, 10000),
     requiredProfiles,

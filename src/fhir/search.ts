@@ -7,8 +7,6 @@ import type { StoredVersion } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { searchBundle, type BundleMatch } from './bundles';
 
-/** At most this many resources are added by _include/_revinclude to one page; beyond, an OperationOutcome says so. */
-export const MAX_INCLUDED = 1000;
 const MAX_ITERATIONS = 4;
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED', display: 'subsetted' };
 
@@ -41,6 +39,7 @@ const refOf = (v: StoredVersion) => `${v.type}/${v.id}`;
 
 /** The resources _include and _revinclude add to a page, with a cap that is reported, never silent. */
 async function included(svc: Services, matches: StoredVersion[], includes: Include[]): Promise<{ resources: StoredVersion[]; capped: boolean }> {
+  const MAX_INCLUDED = svc.config.maxIncludes;
   const seen = new Set(matches.map(refOf));
   const out: StoredVersion[] = [];
   let frontier = matches;
@@ -121,7 +120,7 @@ async function answer(svc: Services, req: FhirRequest, self: string, params: [st
   if (parsed.includes.length > 0 && page.items.length > 0) {
     const inc = await included(svc, page.items, parsed.includes);
     entries.push(...inc.resources.map((v) => ({ version: v, mode: 'include' as const, json: v.json! })));
-    if (inc.capped) issues.push({ severity: 'warning', code: 'too-costly', diagnostics: `_include/_revinclude matched more than ${MAX_INCLUDED} resources for this page; only the first ${MAX_INCLUDED} are included (use a smaller _count)` });
+    if (inc.capped) issues.push({ severity: 'warning', code: 'too-costly', diagnostics: `_include/_revinclude matched more than ${svc.config.maxIncludes} resources for this page; only the first ${svc.config.maxIncludes} are included (use a smaller _count)` });
   }
   const outcome: OperationOutcome | undefined = issues.length ? operationOutcome(issues) : undefined;
   const kept = params.filter(([k]) => !ignored.includes(k) && k !== '_cursor' && k !== '_count');

@@ -133,6 +133,8 @@ function datesOf(data: unknown, dataType: string | undefined): { low: number; hi
 
 function numberOf(data: unknown): number | undefined {
   if (typeof data === 'number' && Number.isFinite(data)) return data;
+  // fhirpath hands decimals over as its own decimal type, which keeps the text as written
+  if (isObj(data) && typeof data.asStr === 'string') return numberOf(data.asStr);
   if (typeof data === 'string' && /^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(data)) return Number(data);
   return undefined;
 }

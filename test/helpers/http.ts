@@ -43,9 +43,9 @@ export function patient(family: string, extra: Record<string, unknown> = {}) {
   return { resourceType: 'Patient', name: [{ family, given: ['Jeanne'] }], ...extra };
 }
 
-/** The ids of the match entries of a searchset, in order. */
+/** The ids of the match entries of a searchset (not includes, not outcomes), in order. */
 export function ids(bundle: { entry?: { resource?: { id: string }; search?: { mode: string } }[] }): string[] {
-  return (bundle.entry ?? []).filter((e) => e.search?.mode !== 'outcome').map((e) => e.resource!.id);
+  return (bundle.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource!.id);
 }
 
 export { request };

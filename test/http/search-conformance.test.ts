@@ -1,0 +1,247 @@
+import { BASE, eachEngine, FHIR_JSON, ids, INS, request } from '../helpers/http';
+
+const LOINC = 'http://loinc.org';
+const UCUM = 'http://unitsofmeasure.org';
+const RPPS = 'https://rpps.esante.gouv.fr';
+
+eachEngine(
+  'search conformance',
+  (h) => {
+    const get = (q: string) => request(h.app).get(`/fhir/${q}`);
+    const found = async (q: string) => {
+      const res = await get(q);
+      if (res.status !== 200) throw new Error(`${q}: ${res.status} ${JSON.stringify(res.body)}`);
+      return ids(res.body).sort();
+    };
+    const sorted = async (q: string) => ids((await get(q)).body);
+    const f: Record<string, { id: string }> = {};
+    const obs = (code: string, extra: Record<string, unknown>) => ({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: LOINC, code }] }, ...extra });
+
+    beforeAll(async () => {
+      f.gp = await h.create({ resourceType: 'Practitioner', identifier: [{ system: RPPS, value: '10001' }], name: [{ family: 'Médecin' }] });
+      f.gp2 = await h.create({ resourceType: 'Practitioner', identifier: [{ system: RPPS, value: '10002' }], name: [{ family: 'Autre' }] });
+      f.org = await h.create({ resourceType: 'Organization', name: 'Clinique du Parc' });
+      f.p1 = await h.create({
+        resourceType: 'Patient',
+        identifier: [
+          { system: INS, value: '1800175000001', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'NI' }], text: 'INS-NIR' } },
+        ],
+        name: [{ family: 'Zola', given: ['Émile', 'Adèle'] }],
+        birthDate: '1980-01-01',
+        generalPractitioner: [{ reference: `Practitioner/${f.gp.id}` }],
+        managingOrganization: { reference: `Organization/${f.org.id}` },
+      });
+      f.p2 = await h.create({ resourceType: 'Patient', identifier: [{ system: INS, value: '2900275000002' }], name: [{ family: 'Abel', given: ['Zoé'] }], birthDate: '1990-02-02', generalPractitioner: [{ reference: `Practitioner/${f.gp2.id}` }] });
+      f.p3 = await h.create({ resourceType: 'Patient', name: [{ family: 'Martin', given: ['Bruno'] }] });
+      f.glu1 = await h.create(obs('2339-0', { subject: { reference: `Patient/${f.p1.id}` }, effectiveDateTime: '2024-05-01T08:00:00Z', valueQuantity: { value: 5.4, unit: 'mmol/L', system: UCUM, code: 'mmol/L' }, performer: [{ reference: `Practitioner/${f.gp.id}` }] }));
+      f.glu2 = await h.create(obs('2339-0', { subject: { reference: `Patient/${f.p1.id}` }, effectiveDateTime: '2024-05-03T08:00:00Z', valueQuantity: { value: 110, unit: 'mg/dL', system: UCUM, code: 'mg/dL' } }));
+      f.glu3 = await h.create(obs('2339-0', { subject: { reference: `Patient/${f.p2.id}` }, effectiveDateTime: '2024-05-02T08:00:00Z', valueQuantity: { value: 7.1, unit: 'mmol/L', system: UCUM, code: 'mmol/L' } }));
+      f.bp = await h.create(
+        obs('85354-9', {
+          subject: { reference: `Patient/${f.p2.id}` },
+          effectiveDateTime: '2024-05-02T09:00:00Z',
+          component: [
+            { code: { coding: [{ system: LOINC, code: '8480-6' }] }, valueQuantity: { value: 130, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' } },
+            { code: { coding: [{ system: LOINC, code: '8462-4' }] }, valueQuantity: { value: 80, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' } },
+          ],
+        }),
+      );
+      f.text = await h.create({ resourceType: 'Observation', status: 'final', code: { text: 'Glycémie à jeun', coding: [{ system: LOINC, code: '1558-6', display: 'Fasting glucose' }] }, subject: { reference: `Patient/${f.p3.id}` } });
+      f.risk1 = await h.create({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: `Patient/${f.p1.id}` }, prediction: [{ probabilityDecimal: 0.52 }] });
+      f.risk2 = await h.create({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: `Patient/${f.p2.id}` }, prediction: [{ probabilityDecimal: 0.547 }] });
+      f.vs1 = await h.create({ resourceType: 'ValueSet', status: 'active', url: 'http://esante.example/fhir/ValueSet/glucose' });
+      f.vs2 = await h.create({ resourceType: 'ValueSet', status: 'active', url: 'http://esante.example/fhir/ValueSet/glucose/fasting' });
+      f.vs3 = await h.create({ resourceType: 'ValueSet', status: 'active', url: 'http://esante.example/other' });
+      f.doc = await h.create({
+        resourceType: 'DocumentReference',
+        status: 'current',
+        subject: { reference: `Patient/${f.p1.id}` },
+        type: { coding: [{ system: LOINC, code: '11488-4' }] },
+        date: '2024-05-04T10:00:00+02:00',
+        author: [{ identifier: { system: RPPS, value: '10001' } }],
+        content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/cr' } }],
+        contained: [{ resourceType: 'Patient', id: 'inner', generalPractitioner: [{ reference: `Practitioner/${f.gp2.id}` }] }],
+        context: { sourcePatientInfo: { reference: '#inner' } },
+      });
+      f.enc = await h.create({ resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${f.p1.id}` }, serviceProvider: { reference: `Organization/${f.org.id}` } });
+    });
+
+    test('number: precision of the value and every prefix', async () => {
+      expect(await found('RiskAssessment?probability=0.5')).toEqual([f.risk1.id, f.risk2.id].sort()); // [0.45, 0.55)
+      expect(await found('RiskAssessment?probability=0.52')).toEqual([f.risk1.id]); // [0.515, 0.525)
+      expect(await found('RiskAssessment?probability=0.55')).toEqual([f.risk2.id]); // 0.547 is in [0.545, 0.555)
+      expect(await found('RiskAssessment?probability=gt0.52')).toEqual([f.risk2.id]);
+      expect(await found('RiskAssessment?probability=ge0.52')).toEqual([f.risk1.id, f.risk2.id].sort());
+      expect(await found('RiskAssessment?probability=lt0.53')).toEqual([f.risk1.id]);
+      expect(await found('RiskAssessment?probability=ne0.52')).toEqual([f.risk2.id]);
+      expect(await found('RiskAssessment?probability=ap0.5')).toEqual([f.risk1.id, f.risk2.id].sort());
+      expect((await get('RiskAssessment?probability=abc')).status).toBe(400);
+    });
+
+    test('quantity: system|code units, code alone, UCUM canonical comparison', async () => {
+      expect(await found(`Observation?value-quantity=5.4|${UCUM}|mmol/L`)).toEqual([f.glu1.id]);
+      expect(await found('Observation?value-quantity=5.4||mmol/L')).toEqual([f.glu1.id]);
+      expect(await found('Observation?value-quantity=5.4')).toEqual([f.glu1.id]);
+      // 5400 µmol/L is 5.4 mmol/L; 110 mg/dL is not comparable with mmol/L
+      expect(await found(`Observation?value-quantity=5400|${UCUM}|umol/L`)).toEqual([f.glu1.id]);
+      expect(await found(`Observation?value-quantity=gt6000|${UCUM}|umol/L`)).toEqual([f.glu3.id]);
+      expect(await found(`Observation?value-quantity=gt1|${UCUM}|g/L`)).toEqual([f.glu2.id]);
+      expect(await found(`Observation?value-quantity=lt5|${UCUM}|mmol/L`)).toEqual([]);
+      expect((await get(`Observation?value-quantity=5|${UCUM}|notaunit`)).status).toBe(400);
+    });
+
+    test('uri: exact, :below and :above', async () => {
+      expect(await found('ValueSet?url=http://esante.example/fhir/ValueSet/glucose')).toEqual([f.vs1.id]);
+      expect(await found('ValueSet?url:below=http://esante.example/fhir/ValueSet')).toEqual([f.vs1.id, f.vs2.id].sort());
+      expect(await found('ValueSet?url:above=http://esante.example/fhir/ValueSet/glucose/fasting/v2')).toEqual([f.vs1.id, f.vs2.id].sort());
+    });
+
+    test('composite: code with value, and components told apart', async () => {
+      expect(await found(`Observation?code-value-quantity=${LOINC}|2339-0$gt6|${UCUM}|mmol/L`)).toEqual([f.glu3.id]);
+      expect(await found('Observation?code-value-quantity=2339-0$5.4')).toEqual([f.glu1.id]);
+      // systolic 130, diastolic 80: a diastolic above 100 must not match the systolic value
+      expect(await found(`Observation?component-code-value-quantity=${LOINC}|8480-6$gt125`)).toEqual([f.bp.id]);
+      expect(await found(`Observation?component-code-value-quantity=${LOINC}|8462-4$gt100`)).toEqual([]);
+      expect((await get('Observation?code-value-quantity=2339-0')).status).toBe(400);
+    });
+
+    test('token modifiers: :not, :text, :of-type; reference :identifier', async () => {
+      const allGlucoseOrBp = await found('Observation?code:not=1558-6');
+      expect(allGlucoseOrBp).toEqual([f.glu1.id, f.glu2.id, f.glu3.id, f.bp.id].sort());
+      expect(await found('Observation?code:text=glycemie')).toEqual([f.text.id]);
+      expect(await found('Observation?code:text=fasting')).toEqual([f.text.id]);
+      expect(await found('Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|1800175000001')).toEqual([f.p1.id]);
+      expect(await found('Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|2900275000002')).toEqual([]);
+      expect(await found(`DocumentReference?author:identifier=${RPPS}|10001`)).toEqual([f.doc.id]);
+      expect((await get('Observation?code:above=1558-6')).status).toBe(400);
+    });
+
+    test('chains at any depth, with a type, and reverse chains (_has), nested', async () => {
+      expect(await found(`DocumentReference?subject:Patient.identifier=${INS}|1800175000001`)).toEqual([f.doc.id]);
+      expect(await found(`Observation?patient.general-practitioner.identifier=${RPPS}|10002`)).toEqual([f.glu3.id, f.bp.id].sort());
+      expect(await found(`Observation?subject:Patient.general-practitioner:Practitioner.name=medecin`)).toEqual([f.glu1.id, f.glu2.id].sort());
+      expect(await found(`Patient?_has:Observation:patient:code=85354-9`)).toEqual([f.p2.id]);
+      expect(await found(`Practitioner?_has:Patient:general-practitioner:_has:Observation:patient:code=85354-9`)).toEqual([f.gp2.id]);
+      expect(await found(`Patient?_has:Observation:patient:code=nothing`)).toEqual([]);
+      // a reference inside a contained resource is not the container's reference
+      expect(await found(`DocumentReference?subject.general-practitioner=Practitioner/${f.gp2.id}`)).toEqual([]);
+      expect((await get('Patient?_has:Observation:nosuch:code=x')).status).toBe(400);
+    });
+
+    test('_include, _revinclude, :iterate and wildcards, with search.mode include', async () => {
+      const inc = await get(`Observation?_id=${f.glu1.id}&_include=Observation:subject&_include=Observation:performer:Practitioner`);
+      const modes = inc.body.entry.map((e: { resource: { resourceType: string; id: string }; search: { mode: string } }) => `${e.search.mode}:${e.resource.resourceType}/${e.resource.id}`).sort();
+      expect(modes).toEqual([`include:Patient/${f.p1.id}`, `include:Practitioner/${f.gp.id}`, `match:Observation/${f.glu1.id}`].sort());
+      expect(inc.body.total).toBe(1);
+      const rev = await get(`Patient?_id=${f.p2.id}&_revinclude=Observation:subject`);
+      expect(ids(rev.body)).toEqual([f.p2.id]);
+      const included = rev.body.entry.filter((e: { search: { mode: string } }) => e.search.mode === 'include').map((e: { resource: { id: string } }) => e.resource.id).sort();
+      expect(included).toEqual([f.glu3.id, f.bp.id].sort());
+      // iterate: observations -> their patients -> those patients' practitioners
+      const it = await get(`Observation?_id=${f.glu3.id}&_include=Observation:subject&_include:iterate=Patient:general-practitioner`);
+      const itIds = it.body.entry.map((e: { resource: { id: string } }) => e.resource.id).sort();
+      expect(itIds).toEqual([f.glu3.id, f.p2.id, f.gp2.id].sort());
+      const star = await get(`Encounter?_id=${f.enc.id}&_include=*`);
+      expect(star.body.entry.map((e: { resource: { id: string } }) => e.resource.id).sort()).toEqual([f.enc.id, f.p1.id, f.org.id].sort());
+      const revStar = await get(`Organization?_id=${f.org.id}&_revinclude=*`);
+      expect(revStar.body.entry.map((e: { resource: { id: string } }) => e.resource.id).sort()).toEqual([f.org.id, f.p1.id, f.enc.id].sort());
+      expect((await get('Observation?_include=Patient:link')).status).toBe(400);
+    });
+
+    test('_sort on several parameters, descending, multi-valued fields; paging keeps the order', async () => {
+      expect(await sorted(`Observation?code=2339-0&_sort=-date`)).toEqual([f.glu2.id, f.glu3.id, f.glu1.id]);
+      expect(await sorted(`Observation?code=2339-0&_sort=date`)).toEqual([f.glu1.id, f.glu3.id, f.glu2.id]);
+      expect(await sorted(`Observation?code=2339-0&_sort=-date&_count=1`)).toEqual([f.glu2.id]); // the latest glucose
+      // given names: Zola has Émile and Adèle: ascending sorts by the smallest (adele), descending by the largest (emile)
+      expect(await sorted(`Patient?_id=${f.p1.id},${f.p2.id},${f.p3.id}&_sort=given`)).toEqual([f.p1.id, f.p3.id, f.p2.id]);
+      expect(await sorted(`Patient?_id=${f.p1.id},${f.p2.id},${f.p3.id}&_sort=-given`)).toEqual([f.p2.id, f.p1.id, f.p3.id]);
+      // several keys: patient, then date descending
+      expect(await sorted(`Observation?code=2339-0&_sort=subject,-date`)).toEqual(
+        [f.p1.id, f.p2.id].sort()[0] === f.p1.id ? [f.glu2.id, f.glu1.id, f.glu3.id] : [f.glu3.id, f.glu2.id, f.glu1.id],
+      );
+      // following next links gives the same order as one page
+      const all = await sorted(`Observation?_sort=-date&_count=100`);
+      const paged: string[] = [];
+      let res = await get(`Observation?_sort=-date&_count=2`);
+      for (;;) {
+        paged.push(...ids(res.body));
+        const next = res.body.link.find((l: { relation: string }) => l.relation === 'next');
+        if (!next) break;
+        res = await request(h.app).get(`/fhir${next.url.slice(BASE.length)}`);
+      }
+      expect(paged).toEqual(all);
+      expect((await get('Observation?_sort=nonsense')).status).toBe(400);
+    });
+
+    test('_summary, _elements, _total, _count=0', async () => {
+      const summary = await get(`Patient?_id=${f.p1.id}&_summary=true`);
+      const r = summary.body.entry[0].resource;
+      expect(r.name).toBeDefined();
+      expect(r.generalPractitioner).toBeUndefined();
+      expect(r.meta.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+      const count = await get('Patient?_summary=count');
+      expect(count.body.total).toBeGreaterThanOrEqual(3);
+      expect(count.body.entry).toEqual([]);
+      const elements = await get(`Patient?_id=${f.p1.id}&_elements=birthDate`);
+      const e = elements.body.entry[0].resource;
+      expect(Object.keys(e).sort()).toEqual(['birthDate', 'id', 'meta', 'resourceType']);
+      const none = await get('Patient?_total=none');
+      expect(none.body.total).toBeUndefined();
+      expect((await get('Patient?_summary=maybe')).status).toBe(400);
+      expect((await get('Patient?_contained=true')).status).toBe(400);
+    });
+
+    test('system-level search, compartment search and $everything', async () => {
+      const sys = await get(`?_type=Patient,Practitioner&_id=${f.p1.id},${f.gp.id},${f.glu1.id}`);
+      expect(sys.status).toBe(200);
+      expect(ids(sys.body).sort()).toEqual([f.p1.id, f.gp.id].sort());
+      expect((await get('?_type=Nope')).status).toBe(400);
+      expect((await get('?_type=Patient,Observation&code=x')).status).toBe(400); // not a parameter of Patient
+
+      const comp = await get(`Patient/${f.p1.id}/Observation?code=2339-0`);
+      expect(ids(comp.body).sort()).toEqual([f.glu1.id, f.glu2.id].sort());
+      const compDocs = await get(`Patient/${f.p1.id}/DocumentReference`);
+      expect(ids(compDocs.body)).toEqual([f.doc.id]);
+      expect((await get(`Patient/${f.p1.id}/ValueSet`)).status).toBe(400);
+
+      const every = await get(`Patient/${f.p1.id}/$everything`);
+      expect(every.status).toBe(200);
+      const everyIds = ids(every.body).sort();
+      expect(everyIds).toEqual([f.p1.id, f.glu1.id, f.glu2.id, f.risk1.id, f.doc.id, f.enc.id].sort());
+      expect(everyIds).not.toContain(f.glu3.id);
+      const typed = await get(`Patient/${f.p1.id}/$everything?_type=Observation`);
+      expect(ids(typed.body).sort()).toEqual([f.glu1.id, f.glu2.id].sort());
+      const paged: string[] = [];
+      let res = await get(`Patient/${f.p1.id}/$everything?_count=2`);
+      for (;;) {
+        paged.push(...ids(res.body));
+        const next = res.body.link.find((l: { relation: string }) => l.relation === 'next');
+        if (!next) break;
+        res = await request(h.app).get(`/fhir${next.url.slice(BASE.length)}`);
+      }
+      expect(paged.sort()).toEqual(everyIds);
+      const later = await get(`Patient/${f.p1.id}/$everything?_since=2100-01-01T00:00:00Z`);
+      expect(ids(later.body)).toEqual([]);
+      expect((await get('Patient/nobody/$everything')).status).toBe(404);
+    });
+
+    test('the include cap is reported, never a silent truncation', async () => {
+      const p = await h.create({ resourceType: 'Patient', name: [{ family: 'Capped' }] });
+      for (let i = 0; i < 4; i++) await h.create(obs('2339-0', { subject: { reference: `Patient/${p.id}` } }));
+      const res = await get(`Patient?_id=${p.id}&_revinclude=Observation:subject`);
+      const included = res.body.entry.filter((e: { search: { mode: string } }) => e.search.mode === 'include');
+      expect(included).toHaveLength(3);
+      const outcome = res.body.entry.find((e: { search: { mode: string } }) => e.search.mode === 'outcome');
+      expect(outcome.resource.issue[0].diagnostics).toMatch(/more than 3/);
+    });
+
+    test('POST _search at system and type level', async () => {
+      const res = await request(h.app).post('/fhir/Observation/_search').set('Content-Type', 'application/x-www-form-urlencoded').send(`code=2339-0&_sort=-date&_count=1`);
+      expect(ids(res.body)).toEqual([f.glu2.id]);
+      const sys = await request(h.app).post('/fhir/_search').set('Content-Type', 'application/x-www-form-urlencoded').send(`_type=Patient&_id=${f.p2.id}`);
+      expect(ids(sys.body)).toEqual([f.p2.id]);
+      expect((await request(h.app).post('/fhir/_search').set('Content-Type', FHIR_JSON).send('{}')).status).toBe(415);
+    });
+  },
+  { maxIncludes: 3, requiredProfiles: 'none' },
+);
