@@ -10,6 +10,10 @@ import { MongoStore } from './store/mongo';
 import { SqliteStore } from './store/sqlite';
 import type { ResourceStore } from './store/types';
 import { loadValidator, type Validator } from './validation';
+import { profilesDir, readTgz } from './validation/packages';
+import { Reindexer } from './fhir/reindex';
+import fs from 'node:fs';
+import type { SearchParameter } from 'fhir/r4';
 
 export function createStore(config: Config): ResourceStore {
   if (config.mongodbUri) return new MongoStore(config.mongodbUri);
@@ -29,9 +33,35 @@ export function validatorFor(config: Config): Validator {
   return v;
 }
 
+let packageParameters: SearchParameter[] | undefined;
+
+/** The SearchParameters of the French packages in profiles/packages (PDSm, Annuaire, GAP, traceability, FR Core). */
+export function frenchSearchParameters(): SearchParameter[] {
+  if (!packageParameters) {
+    packageParameters = [];
+    const dir = path.join(profilesDir(), 'packages');
+    for (const f of fs.readdirSync(dir).filter((x) => /^(ans\.fhir\.fr|hl7\.fhir\.fr)\..*\.tgz$/.test(x)).sort()) {
+      for (const [name, content] of readTgz(path.join(dir, f))) {
+        if (/^package\/SearchParameter-[^/]+\.json$/.test(name)) packageParameters.push(JSON.parse(content.toString('utf8')) as SearchParameter);
+      }
+    }
+  }
+  return packageParameters;
+}
+
 export async function createServices(config: Config, store: ResourceStore = createStore(config)): Promise<Services> {
   await store.init();
-  return { store, registry: new SearchParamRegistry(), config, resourceTypes: r4ResourceTypes(), startedAt: new Date(), validator: validatorFor(config) };
+  const services: Services = {
+    store,
+    registry: new SearchParamRegistry(frenchSearchParameters()),
+    config,
+    resourceTypes: r4ResourceTypes(),
+    startedAt: new Date(),
+    validator: validatorFor(config),
+  };
+  services.reindexer = new Reindexer(services);
+  await services.reindexer.resume();
+  return services;
 }
 
 export interface RunningServer {
@@ -62,6 +92,7 @@ export async function startServer(config: Config, log: Logger, store?: ResourceS
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
       await closed;
       clearTimeout(timer);
+      await services.reindexer?.stop();
       await services.store.close();
     })());
   return { server, services, url, stop };

@@ -18,7 +18,7 @@ const VERSION = packageVersion();
 
 /** The CapabilityStatement, generated from what the server implements: types, interactions, parameters. */
 export function capabilityStatement(svc: Services, baseUrl: string): CapabilityStatement {
-  const key = `${baseUrl}|${svc.store.supportsTransactions}`;
+  const key = `${baseUrl}|${svc.store.supportsTransactions}|${svc.registry.version}`;
   const cached = cache.get(key);
   if (cached) return cached;
   const resources: CapabilityStatementRestResource[] = [...svc.resourceTypes].map((type) => ({
@@ -32,10 +32,12 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
     conditionalRead: 'full-support',
     conditionalUpdate: true,
     conditionalDelete: 'single',
+    ...(svc.validator ? { operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }] } : {}),
     searchParam: [
       { name: '_id', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id', type: 'token' },
       { name: '_lastUpdated', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated', type: 'date' },
       ...[...svc.registry.forType(type).values()]
+        .filter((p) => p.searchable)
         .sort((a, b) => a.code.localeCompare(b.code))
         .map((p) => ({ name: p.code, definition: p.url, type: p.type })),
     ],

@@ -2,6 +2,7 @@ import type { Config } from '../config';
 import type { SearchParamRegistry } from '../search/registry';
 import type { ResourceStore } from '../store/types';
 import type { Validator } from '../validation';
+import type { Reindexer } from './reindex';
 
 /** What the interactions work with. A transaction swaps `store` for its transactional view. */
 export interface Services {
@@ -13,6 +14,8 @@ export interface Services {
   startedAt: Date;
   /** the codes of a value set as token keys, for `:in` / `:not-in`; throws a FhirError when it cannot be expanded */
   expandValueSet?: (url: string) => string[];
+  /** background $reindex jobs */
+  reindexer?: Reindexer;
   /** base R4 + profile validation of every write and of $validate (src/validation) */
   validator?: Validator;
 }

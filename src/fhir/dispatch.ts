@@ -4,7 +4,9 @@ import { checkType } from './resource';
 import * as fhir from './interactions';
 import { capabilityStatement } from './capabilities';
 import { processBundle } from './batch';
+import { validateOperation } from './validate-operation';
 import { compartmentSearch, everything, systemSearch, typeSearch } from './search';
+import { reindexOperation } from './reindex';
 
 function methodNotAllowed(method: Method, allowed: Method[], what: string): FhirError {
   return new FhirError(405, 'not-supported', `${method} is not allowed on ${what}; allowed: ${allowed.join(', ')}`, undefined, { Allow: allowed.join(', ') });
@@ -28,6 +30,11 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
     allow(req, ['GET', 'HEAD'], 'Patient/[id]/$everything');
     return everything(svc, req, b);
   }
+  if (svc.validator && a !== undefined && svc.resourceTypes.has(a) && ((b === '$validate' && c === undefined) || (b !== undefined && c === '$validate' && d === undefined))) {
+    allow(req, ['POST'], `${a}/$validate`);
+    return validateOperation(svc, req, a, b === '$validate' ? undefined : b);
+  }
+  if (a === '$reindex' && (b === undefined || c === undefined)) return reindexOperation(svc, req, b);
   const op = req.path.find((s) => s.startsWith('$'));
   if (op) throw notSupported(501, `The operation ${op} is not supported by this server`);
 

@@ -220,6 +220,12 @@ export class SearchParser {
     private readonly opts: ParseOptions,
   ) {}
 
+  /** A parameter that queries may use: known, and not waiting for a $reindex. */
+  private def(type: string, code: string): SearchParamDef | undefined {
+    const d = this.registry.get(type, code);
+    return d?.searchable ? d : undefined;
+  }
+
   private unknown(name: string, why: string): null {
     if (this.opts.strict) throw new FhirError(400, 'not-supported', `${why} (Prefer: handling=strict)`);
     this.ignored.push(name);
@@ -248,7 +254,7 @@ export class SearchParser {
       if (modifier) throw badRequest(`Modifier :${modifier} is not supported on _lastUpdated`);
       return { kind: 'lastUpdated', match: values.flatMap((v) => parseDate(code, v)) };
     }
-    const def = this.registry.get(type, code);
+    const def = this.def(type, code);
     if (!def) return this.unknown(name, `Unknown search parameter "${code}" for ${type}`);
     if (modifier === 'missing') {
       if (values.length !== 1 || !['true', 'false'].includes(values[0])) throw badRequest(`${name} takes true or false`);
@@ -332,13 +338,13 @@ export class SearchParser {
   /** `subject:Patient.name=x`: the reference points to a resource that meets the rest of the name. */
   private chain(type: string, head: string, rest: string, rawValue: string, depth: number): Condition | null {
     const [code, targetType] = head.split(':');
-    const def = this.registry.get(type, code);
+    const def = this.def(type, code);
     if (!def) return this.unknown(`${head}.${rest}`, `Unknown search parameter "${code}" for ${type}`);
     if (def.type !== 'reference') throw badRequest(`${code} is a ${def.type} parameter: only reference parameters can be chained`);
     if (targetType && !def.targets.includes(targetType)) throw badRequest(`${targetType} is not a target type of ${code} (targets: ${def.targets.join(', ')})`);
     const candidates = targetType ? [targetType] : def.targets;
     const restCode = rest.split(/[.:]/)[0];
-    const types = candidates.filter((t) => restCode === '_id' || restCode === '_lastUpdated' || rest.startsWith('_has:') || this.registry.get(t, restCode));
+    const types = candidates.filter((t) => restCode === '_id' || restCode === '_lastUpdated' || rest.startsWith('_has:') || this.def(t, restCode));
     if (types.length === 0) return this.unknown(`${head}.${rest}`, `None of the targets of ${code} (${candidates.join(', ')}) has a search parameter "${restCode}"`);
     if (types.length > 1 && !targetType) {
       // one chain per target type, or-ed
@@ -353,10 +359,10 @@ export class SearchParser {
   private has(type: string, name: string, rawValue: string, depth: number): Condition | null {
     const [, sourceType, param, ...rest] = name.split(':');
     if (!sourceType || !param || rest.length === 0) throw badRequest(`_has takes _has:[type]:[reference parameter]:[parameter], got "${name}"`);
-    if (!this.registry.get(sourceType, param) && !this.opts.strict) {
+    if (!this.def(sourceType, param) && !this.opts.strict) {
       /* fall through to the checks below for a precise message */
     }
-    const def = this.registry.get(sourceType, param);
+    const def = this.def(sourceType, param);
     if (!def) throw badRequest(`_has: ${sourceType} has no search parameter "${param}"`);
     if (def.type !== 'reference') throw badRequest(`_has: ${sourceType}.${param} is not a reference parameter`);
     if (def.targets.length > 0 && !def.targets.includes(type)) throw badRequest(`_has: ${sourceType}.${param} does not point to ${type}`);
@@ -370,7 +376,7 @@ export class SearchParser {
       const code = descending ? part.slice(1) : part;
       if (code === '_id') return { param: code, index: 'id', descending };
       if (code === '_lastUpdated') return { param: code, index: 'lastUpdated', descending };
-      const def = this.registry.get(type, code);
+      const def = this.def(type, code);
       if (!def) throw badRequest(`_sort: unknown search parameter "${code}" for ${type}`);
       if (def.type === 'composite') throw badRequest(`_sort: composite parameter ${code} cannot be sorted on`);
       return { param: code, index: indexKindOf(def.type), descending };
@@ -387,7 +393,7 @@ export class SearchParser {
     if (!sourceType || !param || more.length > 0) throw badRequest(`${kind} takes [type]:[parameter](:[target type]), got "${raw}"`);
     if (!reverse && !iterate && sourceType !== type) throw badRequest(`_include=${raw}: the source type must be ${type} (or use _include:iterate)`);
     if (param !== '*') {
-      const def = this.registry.get(sourceType, param);
+      const def = this.def(sourceType, param);
       if (!def || def.type !== 'reference') throw badRequest(`${kind}=${raw}: ${sourceType} has no reference parameter "${param}"`);
       if (targetType && !def.targets.includes(targetType)) throw badRequest(`${kind}=${raw}: ${targetType} is not a target of ${sourceType}.${param}`);
     }

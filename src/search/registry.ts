@@ -30,6 +30,8 @@ export interface SearchParamDef {
   targets: string[];
   /** For composites: the components, in order. */
   components?: CompositeComponent[];
+  /** false while a $reindex has not yet indexed every resource for it: indexed on writes, not yet searchable */
+  searchable: boolean;
   evaluate(resource: unknown): PathNode[];
 }
 
@@ -54,9 +56,12 @@ export function splitUnion(expression: string): string[] {
   return parts.filter((p) => p.length > 0);
 }
 
+/** Whether a part of a union applies to `type`: it starts with that type, a base type, or no type at all (French packages write `address.line`). */
 function appliesTo(part: string, type: string): boolean {
   const head = part.replace(/^\(+/, '');
-  return head.startsWith(`${type}.`) || head === type || head.startsWith('Resource.') || head.startsWith('DomainResource.');
+  const first = /^([A-Z][A-Za-z]+)(\.|$)/.exec(head)?.[1];
+  if (!first || !r4ResourceTypes().has(first)) return true;
+  return first === type;
 }
 
 /**
@@ -84,21 +89,47 @@ function compile(expression: string, base?: string): Compiled {
 /** The search parameters of each resource type, compiled once per type on first use. */
 export class SearchParamRegistry {
   private readonly byType = new Map<string, Map<string, SearchParamDef>>();
-  private sources: SearchParameter[];
+  private readonly sources: { sp: SearchParameter; searchable: boolean }[] = [];
   private readonly byUrl = new Map<string, SearchParameter>();
+  /** changes whenever the parameters change (the CapabilityStatement is cached on it) */
+  version = 0;
 
   constructor(extra: SearchParameter[] = []) {
-    this.sources = [];
     this.add([...r4SearchParameters(), ...extra]);
   }
 
   /** Adds SearchParameters (a later one with the same code and base wins); types recompile on next use. */
-  add(params: SearchParameter[]): void {
+  add(params: SearchParameter[], searchable = true): void {
     for (const sp of params) {
       if (sp.url) this.byUrl.set(sp.url, sp);
-      this.sources.push(sp);
+      this.sources.push({ sp, searchable });
     }
     this.byType.clear();
+    this.version++;
+  }
+
+  /** Makes parameters added as not searchable (by url) searchable. */
+  activate(urls: string[]): void {
+    for (const s of this.sources) if (s.sp.url && urls.includes(s.sp.url)) s.searchable = true;
+    this.byType.clear();
+    this.version++;
+  }
+
+  /** Why a SearchParameter resource cannot be used here, or undefined when it can. */
+  problem(sp: SearchParameter): string | undefined {
+    if (!sp.code || !sp.url || !sp.type || !sp.expression) return 'it needs url, code, type and expression';
+    if (!(INDEXED_TYPES as readonly string[]).includes(sp.type)) return `type ${sp.type} is not supported`;
+    const bases = (sp.base ?? []) as string[];
+    if (bases.length === 0) return 'it has no base';
+    for (const b of bases) if (b !== 'Resource' && b !== 'DomainResource' && !r4ResourceTypes().has(b)) return `base ${b} is not a resource type`;
+    const shadowed = bases.find((b) => this.get(b, sp.code!)?.url && this.get(b, sp.code!)!.url !== sp.url);
+    if (shadowed) return `${shadowed} already has a search parameter "${sp.code}"`;
+    try {
+      compile(withoutResolve(sp.expression));
+    } catch (e) {
+      return `its expression does not compile: ${(e as Error).message.split('\n')[0]}`;
+    }
+    return undefined;
   }
 
   /** Every indexed parameter of a type, by code. */
@@ -118,14 +149,14 @@ export class SearchParamRegistry {
   private compileType(type: string): Map<string, SearchParamDef> {
     const defs = new Map<string, SearchParamDef>();
     if (!r4ResourceTypes().has(type)) return defs;
-    for (const sp of this.sources) {
-      const def = this.compileParam(sp, type);
+    for (const { sp, searchable } of this.sources) {
+      const def = this.compileParam(sp, type, searchable);
       if (def) defs.set(def.code, def);
     }
     return defs;
   }
 
-  private compileParam(sp: SearchParameter, type: string): SearchParamDef | undefined {
+  private compileParam(sp: SearchParameter, type: string, searchable: boolean): SearchParamDef | undefined {
     if (!(INDEXED_TYPES as readonly string[]).includes(sp.type) || !sp.expression) return undefined;
     const bases = (sp.base ?? []) as string[];
     if (!bases.includes(type) && !bases.includes('Resource') && !bases.includes('DomainResource')) return undefined;
@@ -154,6 +185,7 @@ export class SearchParamRegistry {
         expression,
         targets: (sp.target as string[] | undefined) ?? [],
         components,
+        searchable,
         evaluate: fn,
       };
     } catch {

@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { ObjectId, type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
+import { type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
 import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../search/plan';
 import { FhirError } from '../outcome';
 import type { IndexEntries } from '../search/extract';
@@ -18,7 +18,8 @@ import { WriteContentionError, type HistoryQuery, type Mutator, type Page, type 
  * Parameter names are encoded (`.` and `$` cannot appear in field names).
  */
 interface CurrentDoc {
-  _id: ObjectId;
+  /** the resource id */
+  _id: string;
   i: string;
   v: number;
   lu: number;
@@ -26,8 +27,12 @@ interface CurrentDoc {
   r?: string;
   [field: string]: unknown;
 }
+/** A document of any of our collections: string ids everywhere. */
+type AnyDoc = Document & { _id: string };
+
 interface HistoryDoc {
-  _id: ObjectId;
+  /** `Type/id/version` */
+  _id: string;
   t: string;
   i: string;
   v: number;
@@ -40,15 +45,14 @@ const historySchema = new mongoose.Schema<HistoryDoc>(
   { t: { type: String, required: true }, i: { type: String, required: true }, v: { type: Number, required: true }, lu: { type: Number, required: true }, d: Boolean, r: String },
   { versionKey: false, autoIndex: false, autoCreate: false },
 );
-historySchema.index({ t: 1, i: 1, v: 1 }, { unique: true });
-historySchema.index({ t: 1, _id: -1 });
-historySchema.index({ lu: 1 });
+historySchema.index({ t: 1, i: 1, v: 1 });
+historySchema.index({ t: 1, lu: -1, _id: -1 });
+historySchema.index({ lu: -1, _id: -1 });
 
 const currentSchema = new mongoose.Schema<CurrentDoc>(
   { i: { type: String, required: true }, v: { type: Number, required: true }, lu: { type: Number, required: true }, d: Boolean, r: String },
   { versionKey: false, strict: false, autoIndex: false, autoCreate: false },
 );
-currentSchema.index({ i: 1 }, { unique: true });
 currentSchema.index({ d: 1, _id: 1 });
 currentSchema.index({ lu: 1 });
 
@@ -104,7 +108,7 @@ const OPS: Record<Bound['op'], string> = { '<': '$lt', '<=': '$lte', '>': '$gt',
  * uncorrelated bounds are `ap`, and `eq` on a quantity compared in UCUM canonical units: exact
  * for a parameter with one value per resource, approximate when a resource has several.
  */
-function rangeFilter(match: RangeMatch, single: (b: Bound) => Filter<Document>, within?: (key: string) => Filter<Document>): Filter<Document> {
+function rangeFilter(match: RangeMatch, single: (b: Bound) => Filter<AnyDoc>, within?: (key: string) => Filter<AnyDoc>): Filter<AnyDoc> {
   const alternatives = match.map((a) => (a.within && within ? within(a.within) : a.bounds.length === 1 ? single(a.bounds[0]) : { $and: a.bounds.map(single) }));
   return alternatives.length === 1 ? alternatives[0] : { $or: alternatives };
 }
@@ -116,7 +120,7 @@ const MISSING_FIELD = { key: 'k', string: 's', range: 'dl' } as const;
 
 /** The sort field of a key, and the comparison of positions in MongoDB's order (missing/null lowest). */
 function sortField(k: SortKey): string {
-  if (k.index === 'id') return 'i';
+  if (k.index === 'id') return '_id';
   if (k.index === 'lastUpdated') return 'lu';
   return field(k.descending ? 'od' : 'oa', k.param);
 }
@@ -142,6 +146,13 @@ export class MongoStore implements ResourceStore {
   private readonly ensured = new Map<string, Promise<Collection<CurrentDoc>>>();
   /** Wildcard indexes: on MongoDB yes; FerretDB v1 accepts their creation and then fails every insert. */
   private wildcardIndexes = true;
+  /** FerretDB: only a filter on `_id` alone uses its primary key, and its conditional replace is not atomic anyway. */
+  private ferret = false;
+
+  /** The compare-and-set filter of a write: the version read must still be current (atomic on MongoDB). */
+  private casFilter(id: string, version: number): Filter<CurrentDoc> {
+    return this.ferret ? { _id: id } : { _id: id, v: version };
+  }
 
   constructor(private readonly uri: string) {
     // Never print credentials.
@@ -154,7 +165,8 @@ export class MongoStore implements ResourceStore {
     const hello = (await this.conn.db!.admin().command({ hello: 1 })) as { setName?: string; msg?: string; logicalSessionTimeoutMinutes?: number };
     this.supportsTransactions = (!!hello.setName || hello.msg === 'isdbgrid') && hello.logicalSessionTimeoutMinutes !== undefined;
     const build = (await this.conn.db!.admin().command({ buildInfo: 1 })) as { ferretdbVersion?: string };
-    this.wildcardIndexes = build.ferretdbVersion === undefined;
+    this.ferret = build.ferretdbVersion !== undefined;
+    this.wildcardIndexes = !this.ferret;
     const History = this.conn.model<HistoryDoc>('History', historySchema, '_history');
     await History.createIndexes();
     this.versions = History.collection as unknown as Collection<HistoryDoc>;
@@ -186,7 +198,7 @@ export class MongoStore implements ResourceStore {
     return this.readIn(type, id);
   }
   private async readIn(type: string, id: string, session?: ClientSession) {
-    const doc = await (await this.collection(type)).findOne({ i: id }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } });
+    const doc = await (await this.collection(type)).findOne({ _id: id }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } });
     return doc ? toVersion(type, doc) : undefined;
   }
 
@@ -194,7 +206,7 @@ export class MongoStore implements ResourceStore {
     return this.vreadIn(type, id, versionId);
   }
   private async vreadIn(type: string, id: string, versionId: number, session?: ClientSession) {
-    const doc = await this.versions.findOne({ t: type, i: id, v: versionId }, { session });
+    const doc = await this.versions.findOne({ _id: `${type}/${id}/${versionId}` }, { session });
     return doc ? toVersion(type, doc) : undefined;
   }
 
@@ -226,7 +238,7 @@ export class MongoStore implements ResourceStore {
   private async writeIn(type: string, id: string, mutate: Mutator, session?: ClientSession): Promise<WriteResult> {
     const col = await this.collection(type);
     for (let attempt = 0; attempt < 200; attempt++) {
-      const doc = await col.findOne({ i: id }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } });
+      const doc = await col.findOne({ _id: id }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } });
       const previous = doc ? toVersion(type, doc) : undefined;
       const versionId = (doc?.v ?? 0) + 1;
       const lastUpdated = Math.max(Date.now(), (doc?.lu ?? 0) + 1);
@@ -236,14 +248,14 @@ export class MongoStore implements ResourceStore {
       const deleted = !input.resource;
       const next: Omit<CurrentDoc, '_id'> = { i: id, v: versionId, lu: lastUpdated, d: deleted, ...(json ? { r: json } : {}), ...(deleted ? {} : indexFields(input.index)) };
       if (doc) {
-        const res = await col.replaceOne({ _id: doc._id, v: doc.v }, next, { session });
+        const res = await col.replaceOne(this.casFilter(id, doc.v), next, { session });
         if (res.matchedCount === 0) {
           await pause(attempt);
           continue;
         }
       } else {
         try {
-          await col.insertOne(next as CurrentDoc, { session });
+          await col.insertOne({ _id: id, ...next } as CurrentDoc, { session });
         } catch (e) {
           if (isDuplicateKey(e) && !session) {
             await pause(attempt);
@@ -252,7 +264,7 @@ export class MongoStore implements ResourceStore {
           throw e;
         }
       }
-      await this.versions.insertOne({ t: type, i: id, v: versionId, lu: lastUpdated, d: deleted, ...(json ? { r: json } : {}) } as HistoryDoc, { session });
+      await this.versions.insertOne({ _id: `${type}/${id}/${versionId}`, t: type, i: id, v: versionId, lu: lastUpdated, d: deleted, ...(json ? { r: json } : {}) } as HistoryDoc, { session });
       return { version: { type, id, versionId, lastUpdated, deleted, json }, previous, unchanged: false };
     }
     throw new WriteContentionError(`${type}: too many concurrent writers`);
@@ -264,15 +276,15 @@ export class MongoStore implements ResourceStore {
    * system-level search) are each queried from the position and merged.
    */
   private async page(
-    sources: { col: Collection<Document>; filter: Filter<Document>; type?: string }[],
+    sources: { col: Collection<AnyDoc>; filter: Filter<AnyDoc>; type?: string }[],
     keys: { path: string; descending: boolean }[],
     count: number,
     cursor: SearchPlan['cursor'],
     session?: ClientSession,
   ): Promise<{ docs: (Document & { _type?: string })[]; next?: string; prev?: string }> {
     const backwards = cursor?.direction === 'prev';
-    const all = [...keys, { path: '_id', descending: keys.length === 0 ? false : false }];
-    if (keys.length === 0 && sources.length === 1 && sources[0].type === undefined) all[0].descending = true; // history: newest first
+    // _id breaks ties, in the direction of the last key
+    const all = [...keys, { path: '_id', descending: keys.length > 0 && keys[keys.length - 1].descending }];
     let position: unknown[] | undefined;
     if (cursor) {
       try {
@@ -280,30 +292,29 @@ export class MongoStore implements ResourceStore {
       } catch {
         return { docs: [] };
       }
-      if (!Array.isArray(position) || position.length !== all.length || !/^[0-9a-f]{24}$/.test(String(position[position.length - 1]))) return { docs: [] };
-      position[position.length - 1] = new ObjectId(String(position[position.length - 1]));
+      if (!Array.isArray(position) || position.length !== all.length || typeof position[position.length - 1] !== 'string') return { docs: [] };
     }
     // Documents after `position`: one key deciding at a time; null (missing) is the lowest value.
-    const after = (k: { path: string; descending: boolean }, v: unknown): Filter<Document> => {
+    const after = (k: { path: string; descending: boolean }, v: unknown): Filter<AnyDoc> => {
       const forward = k.descending === backwards; // ascending order of the scan
       if (v === null) return forward ? { [k.path]: { $ne: null } } : { _id: { $exists: false } };
       return forward ? { [k.path]: { $gt: v } } : { $or: [{ [k.path]: { $lt: v } }, { [k.path]: null }] };
     };
-    const equal = (k: { path: string }, v: unknown): Filter<Document> => ({ [k.path]: v });
-    const keyset: Filter<Document> | undefined = position && {
+    const equal = (k: { path: string }, v: unknown): Filter<AnyDoc> => ({ [k.path]: v });
+    const keyset: Filter<AnyDoc> | undefined = position && {
       $or: all.map((k, i) => ({ $and: [...all.slice(0, i).map((kk, j) => equal(kk, position![j])), after(k, position![i])] })),
     };
     const sort: Record<string, 1 | -1> = {};
     for (const k of all) sort[k.path] = k.descending !== backwards ? -1 : 1;
     const found: (Document & { _type?: string })[] = [];
     for (const src of sources) {
-      const f = keyset ? { $and: [src.filter, keyset] } : src.filter;
+      const f = (keyset ? { $and: [src.filter, keyset] } : src.filter) as Filter<AnyDoc>;
       const docs = await src.col.find(f, { session }).sort(sort).limit(count + 1).toArray();
       for (const d of docs) found.push(Object.assign(d, { _type: src.type }));
     }
     const cmp = (a: Document, b: Document) => {
       for (const k of all) {
-        const c = k.path === '_id' ? compareValues(a._id.toHexString(), b._id.toHexString()) : compareValues(valueAt(a, k.path), valueAt(b, k.path));
+        const c = compareValues(valueAt(a, k.path), valueAt(b, k.path));
         if (c !== 0) return k.descending !== backwards ? -c : c;
       }
       return 0;
@@ -312,7 +323,7 @@ export class MongoStore implements ResourceStore {
     const more = found.length > count;
     const docs = found.slice(0, count);
     if (backwards) docs.reverse();
-    const positionOf = (d: Document) => Buffer.from(JSON.stringify(all.map((k) => (k.path === '_id' ? d._id.toHexString() : valueAt(d, k.path))))).toString('base64url');
+    const positionOf = (d: Document) => Buffer.from(JSON.stringify(all.map((k) => valueAt(d, k.path)))).toString('base64url');
     const out: { docs: Document[]; next?: string; prev?: string } = { docs };
     if (docs.length > 0) {
       if (backwards || more) out.next = positionOf(docs[docs.length - 1]);
@@ -330,26 +341,27 @@ export class MongoStore implements ResourceStore {
     if (q.id) filter.i = q.id;
     if (q.since !== undefined) filter.lu = { $gte: q.since };
     const total = await this.versions.countDocuments(filter, { session });
-    const { docs, next, prev } = await this.page([{ col: this.versions as unknown as Collection<Document>, filter: filter as Filter<Document> }], [], q.count, q.cursor, session);
+    const newestFirst = [{ path: 'lu', descending: true }];
+    const { docs, next, prev } = await this.page([{ col: this.versions as unknown as Collection<AnyDoc>, filter: filter as Filter<AnyDoc> }], newestFirst, q.count, q.cursor, session);
     return { items: docs.map((d) => toVersion(d.t, d as unknown as HistoryDoc)), total, next, prev };
   }
 
   /** A collection to read from: no index creation, a missing collection simply finds nothing. */
-  private readable(type: string): Collection<Document> {
-    return this.conn.db!.collection(type);
+  private readable(type: string): Collection<AnyDoc> {
+    return this.conn.db!.collection<AnyDoc>(type);
   }
 
   /** The filter of the conditions on resources of `type`; chains and _has run their inner step first. */
-  private async filterOf(type: string, conditions: Condition[], session?: ClientSession): Promise<Filter<Document>> {
+  private async filterOf(type: string, conditions: Condition[], session?: ClientSession): Promise<Filter<AnyDoc>> {
     const parts = await Promise.all(conditions.map((c) => this.conditionFilter(type, c, session)));
     return parts.length ? { $and: [{ d: false }, ...parts] } : { d: false };
   }
 
-  private async conditionFilter(type: string, c: Condition, session?: ClientSession): Promise<Filter<Document>> {
+  private async conditionFilter(type: string, c: Condition, session?: ClientSession): Promise<Filter<AnyDoc>> {
     const OPS: Record<Bound['op'], string> = { '<': '$lt', '<=': '$lte', '>': '$gt', '>=': '$gte' };
     switch (c.kind) {
       case 'id':
-        return { i: { [c.not ? '$nin' : '$in']: c.ids } };
+        return { _id: { [c.not ? '$nin' : '$in']: c.ids } };
       case 'lastUpdated':
         return rangeFilter(c.match, (b) => ({ lu: { [OPS[b.op]]: b.value } }));
       case 'key':
@@ -375,9 +387,9 @@ export class MongoStore implements ResourceStore {
       case 'chain': {
         const targetType = c.targetTypes[0];
         const inner = await this.filterOf(targetType, c.conditions, session);
-        const ids = await this.readable(targetType).find(inner, { session, projection: { i: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
+        const ids = await this.readable(targetType).find(inner, { session, projection: { _id: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
         if (ids.length > MAX_STEP_IDS) throw new FhirError(400, 'too-costly', `The chain through ${c.param} matches more than ${MAX_STEP_IDS} ${targetType} resources; narrow it`);
-        return { [field('k', c.param)]: { $in: ids.map((d) => `${targetType}/${d.i}`) } };
+        return { [field('k', c.param)]: { $in: ids.map((d) => `${targetType}/${d._id}`) } };
       }
       case 'has': {
         const inner = await this.filterOf(c.sourceType, c.conditions, session);
@@ -386,7 +398,7 @@ export class MongoStore implements ResourceStore {
         if (docs.length > MAX_STEP_IDS) throw new FhirError(400, 'too-costly', `_has:${c.sourceType}:${c.param} matches more than ${MAX_STEP_IDS} resources; narrow it`);
         const ids = new Set<string>();
         for (const d of docs) for (const k of (valueAt(d, f) as string[] | null) ?? []) if (k.startsWith(`${type}/`)) ids.add(k.slice(type.length + 1));
-        return { i: { $in: [...ids] } };
+        return { _id: { $in: [...ids] } };
       }
     }
   }
@@ -417,7 +429,7 @@ export class MongoStore implements ResourceStore {
     for (const r of refs) byType.set(r.type, [...(byType.get(r.type) ?? []), r.id]);
     const out: StoredVersion[] = [];
     for (const [type, ids] of byType) {
-      const docs = await this.readable(type).find({ i: { $in: ids }, d: false }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } }).toArray();
+      const docs = await this.readable(type).find({ _id: { $in: ids }, d: false }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } }).toArray();
       out.push(...docs.map((d) => toVersion(type, d as unknown as CurrentDoc)));
     }
     return out;
@@ -429,7 +441,7 @@ export class MongoStore implements ResourceStore {
   private async referencesOfIn(type: string, ids: string[], params: string[], session?: ClientSession): Promise<string[]> {
     if (ids.length === 0 || params.length === 0) return [];
     const fields = params.map((p) => field('k', p));
-    const docs = await this.readable(type).find({ i: { $in: ids }, d: false }, { session, projection: Object.fromEntries(fields.map((f) => [f, 1])) }).toArray();
+    const docs = await this.readable(type).find({ _id: { $in: ids }, d: false }, { session, projection: Object.fromEntries(fields.map((f) => [f, 1])) }).toArray();
     const out = new Set<string>();
     for (const d of docs) for (const f of fields) for (const k of (valueAt(d, f) as string[] | null) ?? []) if (/^[A-Z][A-Za-z]+\/[^/]+$/.test(k)) out.add(k);
     return [...out];
@@ -448,6 +460,25 @@ export class MongoStore implements ResourceStore {
       out.push(...docs.map((d) => toVersion(s.type, d as unknown as CurrentDoc)));
     }
     return out;
+  }
+
+  async reindex(type: string, id: string, versionId: number, index: IndexEntries): Promise<boolean> {
+    return this.serialized(`${type}/${id}`, async () => {
+      const col = await this.collection(type);
+      const doc = await col.findOne({ _id: id }, { projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } });
+      if (!doc || doc.v !== versionId || doc.d) return false;
+      const res = await col.replaceOne(this.casFilter(id, versionId), { i: doc.i, v: doc.v, lu: doc.lu, d: false, r: doc.r, ...indexFields(index) });
+      return res.matchedCount === 1;
+    });
+  }
+
+  async getState<T>(key: string): Promise<T | undefined> {
+    const doc = await this.conn.db!.collection<{ _id: string; value: string }>('_state').findOne({ _id: key });
+    return doc ? (JSON.parse(doc.value) as T) : undefined;
+  }
+
+  async setState(key: string, value: unknown): Promise<void> {
+    await this.conn.db!.collection<{ _id: string; value: string }>('_state').replaceOne({ _id: key }, { value: JSON.stringify(value) }, { upsert: true });
   }
 
   async transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T> {
@@ -479,6 +510,9 @@ export class MongoStore implements ResourceStore {
       readMany: (refs) => this.readManyIn(refs, session),
       referencesOf: (t, ids, p) => this.referencesOfIn(t, ids, p, session),
       referencing: (sources, targets, limit) => this.referencingIn(sources, targets, limit, session),
+      reindex: (...a) => this.reindex(...a),
+      getState: (k) => this.getState(k),
+      setState: (k, v) => this.setState(k, v),
       transaction: (f) => f(this.bound(session)),
     };
   }

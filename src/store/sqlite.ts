@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS idx_range (pk INTEGER NOT NULL, type TEXT NOT NULL, p
 CREATE INDEX IF NOT EXISTS idx_range_low ON idx_range (type, param, low, high, pk);
 CREATE INDEX IF NOT EXISTS idx_range_high ON idx_range (type, param, high, low, pk);
 CREATE INDEX IF NOT EXISTS idx_range_pk ON idx_range (pk, param, low, high);
+CREATE TABLE IF NOT EXISTS server_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 const INDEX_TABLES: Record<IndexKind, string> = { key: 'idx_key', string: 'idx_string', range: 'idx_range' };
@@ -391,6 +392,28 @@ export class SqliteStore implements ResourceStore {
     return rows.map(toVersion);
   }
 
+  async reindex(type: string, id: string, versionId: number, index: IndexEntries): Promise<boolean> {
+    await this.ready();
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT pk, version, deleted FROM resources WHERE type = ? AND id = ?').get(type, id) as { pk: number; version: number; deleted: number } | undefined;
+      if (!row || row.version !== versionId || row.deleted) return false;
+      for (const st of this.stmts.clear) st.run(row.pk);
+      this.addIndex(row.pk, type, index);
+      return true;
+    })();
+  }
+
+  async getState<T>(key: string): Promise<T | undefined> {
+    await this.ready();
+    const row = this.db.prepare('SELECT value FROM server_state WHERE key = ?').get(key) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  async setState(key: string, value: unknown): Promise<void> {
+    await this.ready();
+    this.db.prepare('INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+  }
+
   async transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T> {
     await this.ready();
     let release!: () => void;
@@ -425,6 +448,9 @@ export class SqliteStore implements ResourceStore {
       readMany: async (refs) => this.readManyNow(refs),
       referencesOf: async (t, ids, p) => this.referencesOfNow(t, ids, p),
       referencing: async (sources, targets, limit) => this.referencingNow(sources, targets, limit),
+      reindex: (...a) => this.reindex(...a),
+      getState: (k) => this.getState(k),
+      setState: (k, v) => this.setState(k, v),
       transaction: async (f) => f(this.ungated()),
     };
   }

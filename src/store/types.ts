@@ -74,6 +74,11 @@ export interface ResourceStore {
   referencesOf(type: string, ids: string[], params: string[]): Promise<string[]>;
   /** Up to `limit` live resources that point to one of `targets` (`Type/id`) through one of the sources' reference parameters. */
   referencing(sources: { type: string; params: string[] }[], targets: string[], limit: number): Promise<StoredVersion[]>;
+  /** Replaces the index entries of a resource if `versionId` is still its current version (true), without a new version. */
+  reindex(type: string, id: string, versionId: number, index: IndexEntries): Promise<boolean>;
+  /** Server-owned state that is not FHIR data (e.g. $reindex jobs), as JSON values by key. */
+  getState<T>(key: string): Promise<T | undefined>;
+  setState(key: string, value: unknown): Promise<void>;
   /** Runs fn with a store whose writes all commit or all roll back. */
   transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T>;
 }
