@@ -91,8 +91,9 @@ export function onCleanup(hook: () => Promise<void>): () => void {
 
 /** Kills what is still running and removes the temp dirs: on normal end, on error, on Ctrl-C. */
 export async function cleanupAll(): Promise<void> {
-  for (const hook of exitHooks.splice(0)) await hook().catch(() => undefined);
+  // Servers first, so that nothing writes into a database the hooks drop.
   await Promise.all([...children].map((c) => stop(c, 5_000)));
+  for (const hook of exitHooks.splice(0)) await hook().catch(() => undefined);
   for (const dir of [...tempDirs]) removeTempDir(dir);
 }
 

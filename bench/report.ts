@@ -45,6 +45,10 @@ function engineSection(e: EngineResult, r: Report): string[] {
       const bad = f.non2xx + f.errors + f.timeouts;
       const non2xx = bad ? `**${f.non2xx}** (errors ${f.errors}, timeouts ${f.timeouts}${Object.keys(f.otherStatuses).length ? `, ${Object.entries(f.otherStatuses).map(([c, n]) => `${c}×${n}`).join(' ')}` : ''})` : '0';
       const ratio = r.ceiling ? pct(f.requestsPerSec / r.ceiling.requestsPerSec) : 'n/a';
+      if (f.total === 0) {
+        out.push(`| ${f.label} | **no request completed in ${f.seconds} s** | | | ${non2xx} | | ${targetOf(e, f, r.ceiling)} |`);
+        continue;
+      }
       out.push(`| ${f.label} | ${fmt(f.requestsPerSec)} | ${f.p50} | ${f.p99} | ${non2xx} | ${ratio} | ${targetOf(e, f, r.ceiling)} |`);
     }
     out.push('');
@@ -95,7 +99,7 @@ export function renderSection(r: Report): string {
     '',
     `Machine: ${m.cores} cores (${m.cpu}), ${fmt(m.memGiB, 1)} GiB RAM, ${m.os}, Node ${m.node}. The load generator (autocannon) runs on the same machine and competes with the server for the cores.`,
     '',
-    `Load: ${fmt(s.patients)} FR Core Patients loaded first; each figure is ${s.seconds} s of autocannon with ${s.connections} connections after ${s.warmup} s of warm-up; servers run with \`LOG_LEVEL=warn\`.`,
+    `Load: ${fmt(s.patients)} FR Core Patients loaded first (unless an engine says otherwise); each figure is ${s.seconds} s of autocannon with ${s.connections} connections after ${s.warmup} s of warm-up; servers run with \`LOG_LEVEL=warn\`.`,
     '',
     '### Ceiling: bare Express 5, the same Patient JSON from memory',
     '',
@@ -132,7 +136,10 @@ BENCH_SECONDS=5 BENCH_CONNECTIONS=10 npm run bench     # shorter figures
 \`\`\`
 
 Other settings: \`BENCH_PATIENTS\` (10000), \`BENCH_WARMUP_SECONDS\` (1),
-\`BENCH_PROFILE_SECONDS\` (min(5, BENCH_SECONDS)). Targets for the embedded engine: reads by id at
+\`BENCH_PROFILE_SECONDS\` (min(5, BENCH_SECONDS)), \`BENCH_MONGO_PATIENTS\` (BENCH_PATIENTS, but 500
+when the server is FerretDB, whose v1 scans a collection on every find that is not by \`_id\`, so
+its costs grow with the collection). Figures measured on FerretDB are labelled as such: they say
+little about a real MongoDB. Targets for the embedded engine: reads by id at
 least 40 % of the ceiling, creates at least 1,000/s; a missed target is reported as FAIL but never
 makes the command fail. The command exits non-zero only when an engine could not be measured.
 

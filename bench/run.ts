@@ -4,7 +4,8 @@
  * figures into bench/README.md between the bench markers. See bench/README.md.
  *
  * Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (10), BENCH_PATIENTS (10000),
- * BENCH_WARMUP_SECONDS (1), BENCH_PROFILE_SECONDS (min(5, BENCH_SECONDS)), MONGODB_URI (optional).
+ * BENCH_WARMUP_SECONDS (1), BENCH_PROFILE_SECONDS (min(5, BENCH_SECONDS)), MONGODB_URI (optional),
+ * BENCH_MONGO_PATIENTS (BENCH_PATIENTS, but 500 on FerretDB).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -39,6 +40,8 @@ const PATIENTS = intEnv('BENCH_PATIENTS', 10_000);
 const WARMUP = intEnv('BENCH_WARMUP_SECONDS', 1, 0);
 const PROFILE_SECONDS = intEnv('BENCH_PROFILE_SECONDS', Math.min(5, SECONDS));
 const PROFILE_PATIENTS = Math.min(PATIENTS, 2_000);
+/** Default size of the MongoDB load when the server is FerretDB (see runMongo). */
+const FERRETDB_PATIENTS = 500;
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -66,6 +69,7 @@ async function loadPatients(fhir: string, count: number): Promise<{ ids: string[
   const ids: string[] = new Array(count);
   let via: 'transaction' | 'batch' = 'transaction';
   const t0 = performance.now();
+  let lastNote = t0;
   for (let from = 0; from < count; from += BUNDLE_SIZE) {
     const to = Math.min(count, from + BUNDLE_SIZE);
     let body = transactionOf(from, to);
@@ -89,6 +93,10 @@ async function loadPatients(fhir: string, count: number): Promise<{ ids: string[
       ids[from + k] = m[1];
     });
     if (bundle.entry?.length !== to - from) throw new Error(`loading patients ${from}..${to - 1}: ${bundle.entry?.length} entries answered`);
+    if (performance.now() - lastNote > 15_000 && to < count) {
+      lastNote = performance.now();
+      log(`  ... ${fmt(to)} loaded after ${fmt((lastNote - t0) / 1000)} s`);
+    }
   }
   return { ids, seconds: (performance.now() - t0) / 1000, via };
 }
@@ -126,13 +134,14 @@ async function timed(label: string, origin: string, method: 'GET' | 'POST' | 'PU
   if (WARMUP > 0) await measure({ label, origin, method, next, seconds: WARMUP, connections });
   const f = await measure({ label, origin, method, next, seconds, connections });
   const bad = f.non2xx + f.errors + f.timeouts;
-  log(
+  if (f.total === 0) log(`  ${label.padEnd(22)} NO REQUEST COMPLETED in ${seconds} s (errors ${f.errors}, timeouts ${f.timeouts})`);
+  else log(
     `  ${label.padEnd(22)} ${fmt(f.requestsPerSec).padStart(7)} req/s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   non-2xx ${f.non2xx}${bad ? `  <-- NOT ZERO (errors ${f.errors}, timeouts ${f.timeouts}, statuses ${JSON.stringify(f.otherStatuses)})` : ''}`,
   );
   return f;
 }
 
-async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<string, string>, note?: string): Promise<{ result: EngineResult; sample?: string }> {
+async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<string, string>, note?: string, patients = PATIENTS): Promise<{ result: EngineResult; sample?: string }> {
   const result: EngineResult = { key, title, note, figures: [] };
   log(`\n== ${title}${note ? ` (${note})` : ''}`);
   let server: Started | undefined;
@@ -140,12 +149,12 @@ async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<s
     server = await startNode(`server (${key})`, [SERVER_MAIN], serverEnv(env), SERVER_READY, ROOT);
     const fhir = `${server.url}/fhir`;
     const origin = server.url;
-    log(`  server at ${fhir}; loading ${fmt(PATIENTS)} FR Core Patients in Bundles of ${BUNDLE_SIZE}...`);
-    const loaded = await loadPatients(fhir, PATIENTS);
-    result.load = { patients: PATIENTS, seconds: loaded.seconds, via: loaded.via };
-    log(`  loaded in ${fmt(loaded.seconds, 1)} s (${fmt(PATIENTS / loaded.seconds)} patients/s, ${loaded.via} Bundles)`);
+    log(`  server at ${fhir}; loading ${fmt(patients)} FR Core Patients in Bundles of ${BUNDLE_SIZE}...`);
+    const loaded = await loadPatients(fhir, patients);
+    result.load = { patients, seconds: loaded.seconds, via: loaded.via };
+    log(`  loaded in ${fmt(loaded.seconds, 1)} s (${fmt(patients / loaded.seconds)} patients/s, ${loaded.via} Bundles)`);
     const sample = await sanityCheck(fhir, loaded.ids);
-    const ops = operations(loaded.ids, PATIENTS + 1_000_000);
+    const ops = operations(loaded.ids, patients + 1_000_000);
     result.figures.push(await timed('create (POST)', origin, 'POST', ops.create));
     result.figures.push(await timed('read by id (GET)', origin, 'GET', ops.read));
     result.figures.push(await timed('update (PUT)', origin, 'PUT', ops.update));
@@ -247,8 +256,12 @@ async function runMongo(uri: string): Promise<EngineResult> {
     const deployment = hello.setName ? `replica set ${hello.setName}` : hello.msg === 'isdbgrid' ? 'sharded' : 'standalone';
     const ferret = build.ferretdbVersion === undefined ? undefined : /^\d/.test(build.ferretdbVersion) ? `FerretDB ${build.ferretdbVersion}` : `FerretDB (version "${build.ferretdbVersion}")`;
     const title = ferret ? `MongoDB engine, measured against ${ferret}` : `MongoDB engine (MongoDB ${build.version})`;
-    const note = `${build.ferretdbVersion ? `FerretDB reports MongoDB ${build.version}; not a MongoDB server; ` : ''}${deployment}, fresh database ${db}`;
-    const { result } = await runEngine('mongodb', title, { MONGODB_URI: benchUri }, note);
+    // FerretDB v1 answers a find on a field other than _id by scanning the collection, so every
+    // read and write costs time in proportion to the collection: 10,000 patients would take hours.
+    const patients = process.env.BENCH_MONGO_PATIENTS ? intEnv('BENCH_MONGO_PATIENTS', PATIENTS) : ferret ? Math.min(PATIENTS, FERRETDB_PATIENTS) : PATIENTS;
+    const fewer = patients < PATIENTS ? `; ${fmt(patients)} patients instead of ${fmt(PATIENTS)}: FerretDB scans the collection on every find by id, so its costs grow with the collection (BENCH_MONGO_PATIENTS to change)` : '';
+    const note = `${ferret ? `FerretDB reports MongoDB ${build.version}; not a MongoDB server; ` : ''}${deployment}, fresh database ${db}${fewer}`;
+    const { result } = await runEngine('mongodb', title, { MONGODB_URI: benchUri }, note, patients);
     return result;
   } catch (e) {
     const error = (e as Error).message;

@@ -6,6 +6,7 @@ import { createApp } from './http/app';
 import type { Logger } from './log';
 import { r4ResourceTypes } from './r4';
 import { SearchParamRegistry } from './search/registry';
+import { FhirError } from './outcome';
 import { MongoStore } from './store/mongo';
 import { SqliteStore } from './store/sqlite';
 import type { ResourceStore } from './store/types';
@@ -51,13 +52,22 @@ export function frenchSearchParameters(): SearchParameter[] {
 
 export async function createServices(config: Config, store: ResourceStore = createStore(config)): Promise<Services> {
   await store.init();
+  const validator = validatorFor(config);
   const services: Services = {
     store,
     registry: new SearchParamRegistry(frenchSearchParameters()),
     config,
     resourceTypes: r4ResourceTypes(),
     startedAt: new Date(),
-    validator: validatorFor(config),
+    validator,
+    expandValueSet: (url) => {
+      const e = validator.engine.terminology.expand(url);
+      if (!e) throw new FhirError(400, 'not-supported', `The value set ${url} is not known to this server`);
+      const missing = [...e.incomplete.entries()].map(([system, why]) => `${system}: ${why}`);
+      if (e.unknownPart) missing.push(e.unknownPart);
+      if (missing.length) throw new FhirError(400, 'not-supported', `The value set ${url} cannot be expanded completely here (${missing.join('; ')}), so :in/:not-in cannot be answered exactly`);
+      return [...e.codes].flatMap(([system, codes]) => [...codes].map((code) => ({ system, code })));
+    },
   };
   services.reindexer = new Reindexer(services);
   await services.reindexer.resume();

@@ -12,8 +12,8 @@ export interface Services {
   resourceTypes: ReadonlySet<string>;
   /** when the server started: the CapabilityStatement's date */
   startedAt: Date;
-  /** the codes of a value set as token keys, for `:in` / `:not-in`; throws a FhirError when it cannot be expanded */
-  expandValueSet?: (url: string) => string[];
+  /** the codes of a value set, for `:in` / `:not-in`; throws a FhirError when it cannot be expanded completely */
+  expandValueSet?: (url: string) => { system: string; code: string }[];
   /** background $reindex jobs */
   reindexer?: Reindexer;
   /** base R4 + profile validation of every write and of $validate (src/validation) */

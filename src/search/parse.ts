@@ -44,8 +44,8 @@ export interface ParseOptions {
   defaultCount: number;
   maxCount: number;
   baseUrl?: string;
-  /** the codes of a value set, as `system|code` token keys; throws a FhirError when it cannot be expanded */
-  expandValueSet?: (url: string) => string[];
+  /** the codes of a value set; throws a FhirError when it cannot be expanded completely */
+  expandValueSet?: (url: string) => { system: string; code: string }[];
 }
 
 /** Splits a parameter value on unescaped `sep` (`,` between values, `$` between composite parts). */
@@ -280,7 +280,8 @@ export class SearchParser {
         }
         if (modifier === 'in' || modifier === 'not-in') {
           if (!this.opts.expandValueSet) throw notSupported(400, `:${modifier} needs value set expansion, which this server does not offer`);
-          const keys = values.flatMap((v) => this.opts.expandValueSet!(unescape(v)));
+          // A `code` element carries no system: its code alone is in the value set when the code is.
+          const keys = values.flatMap((v) => this.opts.expandValueSet!(unescape(v)).flatMap((c) => [tokenSystemCodeKey(c.system, c.code), tokenSystemCodeKey('', c.code)]));
           return { kind: 'key', param: code, keys, not: modifier === 'not-in' };
         }
         throw refuse();

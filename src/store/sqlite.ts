@@ -186,6 +186,8 @@ export class SqliteStore implements ResourceStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    // Fewer, larger WAL checkpoints: each one syncs the disk on the event loop's thread.
+    this.db.pragma('wal_autocheckpoint = 10000');
     this.db.exec(SCHEMA);
     this.stmts = this.prepare();
   }
@@ -342,7 +344,9 @@ export class SqliteStore implements ResourceStore {
     const sql = new SqlBuilder();
     const scopes = plan.scopes.map((s) => {
       args.push(s.type);
-      return `(r.type = ?${s.conditions.map((c) => ` AND ${sql.condition('r', s.type, c, args)}`).join('')})`;
+      // With index conditions, `+r.type` keeps SQLite from walking every resource of the type: the
+      // `pk IN (...)` lookups into the index tables drive the query instead.
+      return `(${s.conditions.length ? '+' : ''}r.type = ?${s.conditions.map((c) => ` AND ${sql.condition('r', s.type, c, args)}`).join('')})`;
     });
     const filter = `r.deleted = 0 AND (${scopes.join(' OR ') || '0'})`;
     const total = plan.total === 'accurate' ? (this.db.prepare(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;

@@ -52,6 +52,8 @@ export function loadValidator(options: ValidatorOptions = {}): Validator {
     return e ? [...e.codes].flatMap(([system, codes]) => [...codes].map((code) => ({ system, code }))) : [];
   });
   const required = new RequiredProfiles(options.requiredProfiles ?? 'fr', byCode);
+  // with no French enforcement (REQUIRED_PROFILES=none), an unknown meta.profile is reported as the HL7 validator does: a warning
+  engine.unknownProfile = required.mode === 'none' ? 'warning' : 'error';
   // compile every profile of the French packages and ours now; base types compile with them
   engine.precompile((sd) => /^(hl7\.fhir\.fr\.|ans\.fhir\.fr\.|espace-sante)/.test(sd.package) && sd.kind === 'resource');
   engine.schema.warm(['Patient', 'Observation', 'DocumentReference', 'Practitioner', 'PractitionerRole', 'Organization', 'Bundle']);

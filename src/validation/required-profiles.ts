@@ -14,6 +14,9 @@ export const TDE_AUDIT_EVENT = 'https://interop.esante.gouv.fr/ig/fhir/tde/Struc
 /** Packages whose Observation profiles are chosen by LOINC code, in order of preference. */
 const OBSERVATION_PACKAGES = ['ans.fhir.fr.mesures', 'hl7.fhir.fr.core'];
 
+/** LOINC, under its own URI and as the French NOS publishes it (TRE_A04). */
+const LOINC_SYSTEMS = ['http://loinc.org', 'https://mos.esante.gouv.fr/NOS/TRE_A04-Loinc/FHIR/TRE-A04-Loinc'];
+
 /** INS identifier systems: INS-NIR, INS-NIA, test INS-NIR, demo INS-NIR. */
 export const INS_SYSTEMS = new Set(['urn:oid:1.2.250.1.213.1.4.8', 'urn:oid:1.2.250.1.213.1.4.9', 'urn:oid:1.2.250.1.213.1.4.10', 'urn:oid:1.2.250.1.213.1.4.11']);
 
@@ -54,9 +57,9 @@ export function observationProfiles(sds: Sd[], expand: (valueSet: string) => { s
           if (c.code) codes.push(`${c.system}|${c.code}`);
         }
         if (e.path === 'Observation.code' && v && typeof v === 'object') for (const c of (v as { coding?: { system?: string; code?: string }[] }).coding ?? []) if (c.code) codes.push(`${c.system}|${c.code}`);
-        if (e.path === 'Observation.code' && e.binding?.strength === 'required' && e.binding.valueSet) for (const c of expand(e.binding.valueSet)) codes.push(`${c.system}|${c.code}`);
+        if (e.path === 'Observation.code' && (e.binding?.strength === 'required' || e.binding?.strength === 'extensible') && e.binding.valueSet) for (const c of expand(e.binding.valueSet)) codes.push(`${c.system}|${c.code}`);
       }
-      for (const c of codes) if (c.startsWith('http://loinc.org|') && !byCode.has(c)) byCode.set(c, sd.url);
+      for (const c of codes) if (LOINC_SYSTEMS.some((sys) => c.startsWith(sys + '|')) && !byCode.has(c)) byCode.set(c, sd.url);
     }
   }
   return byCode;

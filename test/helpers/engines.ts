@@ -69,8 +69,12 @@ export function engines(): Engine[] {
   return list;
 }
 
+/**
+ * The generic REST suites post minimal resources (plain Patients, Observations with a code text):
+ * they run with REQUIRED_PROFILES=none (base R4 validation stays on); test/validation enforces `fr`.
+ */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({}), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', ...overrides };
+  return { ...loadConfig({ REQUIRED_PROFILES: 'none' }), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', ...overrides };
 }
 
 export async function servicesFor(engine: Engine, overrides: Partial<Config> = {}): Promise<Services> {

@@ -16,10 +16,10 @@ eachEngine('search', (h) => {
     f.helene = await h.create(patient('Hélène', { identifier: [{ system: INS, value: '2800875123456' }], birthDate: '1980-08-01', gender: 'female', name: [{ family: 'Lefèvre', given: ['Hélène'] }] }));
     f.helene2 = await h.create(patient('HELENE', { name: [{ family: 'DUPONT-HÉLÈNE', given: ['Anne'] }], birthDate: '1980-12-31', gender: 'female' }));
     f.noSystem = await h.create(patient('Code', { identifier: [{ value: '2800875123456' }], birthDate: '1981-01-01', gender: 'male' }));
-    f.otherSystem = await h.create(patient('Other', { identifier: [{ system: 'urn:test:other', value: '2800875123456' }], birthDate: '1979-12-31T23:30:00+01:00' }));
+    f.otherSystem = await h.create(patient('Other', { identifier: [{ system: 'urn:test:other', value: '2800875123456' }], birthDate: '1979-12-31' }));
     f.gp = await h.create({ resourceType: 'Practitioner', identifier: [{ system: 'https://rpps.esante.gouv.fr', value: '10003' }], name: [{ family: 'Généraliste' }] });
     f.withGp = await h.create(patient('Suivi', { generalPractitioner: [{ reference: `Practitioner/${f.gp.id}` }], deceasedBoolean: false }));
-    f.dead = await h.create({ resourceType: 'Patient', name: [{ family: 'Défunt' }], deceasedDateTime: '2020-02-02' });
+    f.dead = await h.create({ resourceType: 'Patient', name: [{ family: 'Défunt' }], deceasedDateTime: '2020-02-02T00:30:00+01:00' });
     f.obsPeriod = await h.create({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '2339-0' }] }, subject: { reference: `Patient/${f.helene.id}` }, effectivePeriod: { start: '2024-03-01T08:00:00Z', end: '2024-03-01T09:00:00Z' } });
     f.obsOpen = await h.create({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '29463-7' }] }, subject: { reference: `Patient/${f.helene2.id}` }, effectivePeriod: { start: '2024-05-01' } });
     f.obsExt = await h.create({
@@ -94,8 +94,10 @@ eachEngine('search', (h) => {
     expect(await found('Patient?birthdate=ne1980')).toEqual([f.noSystem.id, f.otherSystem.id, f.changed.id].sort());
     expect(await found('Patient?birthdate=sa1980')).toEqual([f.noSystem.id]);
     expect(await found('Patient?birthdate=eb1980')).toEqual([f.otherSystem.id, f.changed.id].sort());
-    // 1979-12-31T23:30+01:00 is 22:30 UTC on the 31st: still 1979
     expect(await found('Patient?birthdate=1979-12-31')).toEqual([f.otherSystem.id]);
+    // 2020-02-02T00:30+01:00 is 23:30 UTC on February 1st
+    expect(await found('Patient?death-date=2020-02-01')).toEqual([f.dead.id]);
+    expect(await found('Patient?death-date=2020-02-02')).toEqual([]);
     // periods: eq needs the whole period inside the day; an open period never ends
     expect(await found('Observation?date=2024-03-01')).toEqual([f.obsPeriod.id]);
     expect(await found('Observation?date=2024-03')).toEqual([f.obsPeriod.id, f.obsExt.id].sort());
@@ -115,6 +117,19 @@ eachEngine('search', (h) => {
     expect(await found('Patient?_lastUpdated=lt2000-01-01')).toEqual([]);
     expect(await found('Patient?general-practitioner:missing=false')).toEqual([f.withGp.id]);
     expect((await found('Patient?gender:missing=true')).includes(f.helene.id)).toBe(false);
+  });
+
+  test(':in and :not-in with value sets expanded from the loaded packages', async () => {
+    const vs = 'http://hl7.org/fhir/ValueSet/administrative-gender';
+    expect(await found(`Patient?gender:in=${vs}`)).toEqual([f.helene.id, f.helene2.id, f.noSystem.id].sort());
+    expect((await found(`Patient?gender:not-in=${vs}`)).includes(f.helene.id)).toBe(false);
+    expect((await found(`Patient?gender:not-in=${vs}`)).includes(f.withGp.id)).toBe(true);
+    const unknown = await search('Patient?gender:in=http://example.org/no-such-vs');
+    expect(unknown.status).toBe(400);
+    // LOINC is not loaded here: an exact answer is impossible, so it is refused rather than guessed
+    const loinc = await search('Observation?code:in=http://hl7.org/fhir/ValueSet/observation-codes');
+    expect(loinc.status).toBe(400);
+    expect(loinc.body.issue[0].diagnostics).toMatch(/cannot be expanded completely/);
   });
 
   test('unknown parameters: reported under lenient handling, refused under strict', async () => {
