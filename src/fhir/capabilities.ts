@@ -21,6 +21,15 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
   const key = `${baseUrl}|${svc.store.supportsTransactions}|${svc.registry.version}`;
   const cached = cache.get(key);
   if (cached) return cached;
+  const referenceParams = (type: string) => [...svc.registry.forType(type).values()].filter((p) => p.searchable && p.type === 'reference');
+  const revIncludes = new Map<string, string[]>();
+  for (const source of svc.resourceTypes) {
+    for (const p of referenceParams(source)) for (const target of p.targets) revIncludes.set(target, [...(revIncludes.get(target) ?? []), `${source}:${p.code}`]);
+  }
+  const operations = (type: string) => [
+    ...(svc.validator ? [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }] : []),
+    ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
+  ];
   const resources: CapabilityStatementRestResource[] = [...svc.resourceTypes].map((type) => ({
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -32,7 +41,9 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
     conditionalRead: 'full-support',
     conditionalUpdate: true,
     conditionalDelete: 'single',
-    ...(svc.validator ? { operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }] } : {}),
+    searchInclude: ['*', ...referenceParams(type).map((p) => `${type}:${p.code}`)],
+    searchRevInclude: ['*', ...(revIncludes.get(type) ?? []).sort()],
+    ...(operations(type).length ? { operation: operations(type) } : {}),
     searchParam: [
       { name: '_id', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id', type: 'token' },
       { name: '_lastUpdated', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated', type: 'date' },
@@ -57,7 +68,16 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
       {
         mode: 'server',
         resource: resources,
-        interaction: [...(svc.store.supportsTransactions ? [{ code: 'transaction' as const }] : []), { code: 'batch' }, { code: 'history-system' }],
+        interaction: [...(svc.store.supportsTransactions ? [{ code: 'transaction' as const }] : []), { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
+        searchParam: [
+          { name: '_id', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id', type: 'token' },
+          { name: '_lastUpdated', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated', type: 'date' },
+          ...[...svc.registry.forType('Patient').values()]
+            .filter((p) => p.searchable && p.url.startsWith('http://hl7.org/fhir/SearchParameter/Resource-'))
+            .map((p) => ({ name: p.code, definition: p.url, type: p.type })),
+        ],
+        operation: [{ name: 'reindex', definition: `${baseUrl}/OperationDefinition/reindex`, documentation: 'Makes the stored SearchParameter resources searchable: POST starts a background job (202, Content-Location of its progress); GET shows it; DELETE cancels it.' }],
+        compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
       },
     ],
   };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Bound, Condition, IndexKind, RangeMatch, SearchPlan, SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
+import { normalizeString } from '../search/values';
 import type { HistoryQuery, Mutator, Page, ResourceStore, StoredVersion, WriteResult } from './types';
 
 const SCHEMA = `
@@ -33,7 +34,6 @@ CREATE INDEX IF NOT EXISTS idx_key_value ON idx_key (type, param, key, pk);
 CREATE INDEX IF NOT EXISTS idx_key_pk ON idx_key (pk, param, key);
 CREATE TABLE IF NOT EXISTS idx_string (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_string_norm ON idx_string (type, param, norm, pk);
-CREATE INDEX IF NOT EXISTS idx_string_exact ON idx_string (type, param, exact, pk);
 CREATE INDEX IF NOT EXISTS idx_string_pk ON idx_string (pk, param, norm);
 CREATE TABLE IF NOT EXISTS idx_range (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low REAL NOT NULL, high REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_range_low ON idx_range (type, param, low, high, pk);
@@ -121,7 +121,7 @@ class SqlBuilder {
       case 'string': {
         const testArgs: unknown[] = [];
         const tests = c.values.map((v) => {
-          if (c.mode === 'exact') return testArgs.push(v), 'exact = ?';
+          if (c.mode === 'exact') return testArgs.push(normalizeString(v), v), '(norm = ? AND exact = ?)';
           if (c.mode === 'contains') return testArgs.push(`%${v.replace(/[\\%_]/g, '\\$&')}%`), `norm LIKE ? ESCAPE '\\'`;
           if (v === '') return '1';
           return testArgs.push(v, prefixEnd(v)), '(norm >= ? AND norm < ?)';
@@ -175,6 +175,21 @@ export class SqliteStore implements ResourceStore {
   private stmts!: ReturnType<SqliteStore['prepare']>;
   /** Set while a transaction holds the connection: every other caller waits for it. */
   private gate: Promise<void> | null = null;
+  /** Writes waiting for the next group commit. */
+  private pending: { type: string; id: string; mutate: Mutator; resolve: (r: WriteResult) => void; reject: (e: unknown) => void }[] = [];
+  private flushScheduled = false;
+  /** Prepared statements of generated SQL, by text (searches repeat the same shapes). */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      if (this.statements.size >= 500) this.statements.delete(this.statements.keys().next().value!);
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
 
   constructor(file: string) {
     this.location = file;
@@ -210,7 +225,10 @@ export class SqliteStore implements ResourceStore {
   }
 
   async close(): Promise<void> {
-    while (this.gate) await this.gate;
+    while (this.gate || this.pending.length) {
+      await this.ready();
+      await this.flush();
+    }
     if (this.db?.open) this.db.close();
   }
 
@@ -236,9 +254,45 @@ export class SqliteStore implements ResourceStore {
     return row ? toVersion(row) : undefined;
   }
 
-  async write(type: string, id: string, mutate: Mutator): Promise<WriteResult> {
+  /**
+   * Writes arriving together share one commit (group commit): each runs in its own savepoint, so
+   * one that fails rolls back alone, and each caller is answered only once the commit is done.
+   */
+  write(type: string, id: string, mutate: Mutator): Promise<WriteResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ type, id, mutate, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
     await this.ready();
-    return this.writeNow(type, id, mutate);
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    const results: ({ ok: true; value: WriteResult } | { ok: false; error: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const w of batch) {
+          try {
+            results.push({ ok: true, value: this.writeNow(w.type, w.id, w.mutate) });
+          } catch (error) {
+            results.push({ ok: false, error });
+          }
+        }
+      })();
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const r = results[i];
+      if (r.ok) w.resolve(r.value);
+      else w.reject(r.error);
+    });
   }
 
   private writeNow(type: string, id: string, mutate: Mutator): WriteResult {
@@ -287,7 +341,7 @@ export class SqliteStore implements ResourceStore {
     if (q.id) add('id = ?', q.id);
     if (q.since !== undefined) add('last_updated >= ?', q.since);
     const filter = where.length ? where.join(' AND ') : '1';
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM history WHERE ${filter}`).get(...args) as { n: number }).n;
+    const total = (this.sql(`SELECT count(*) AS n FROM history WHERE ${filter}`).get(...args) as { n: number }).n;
     return { ...this.page(`SELECT *, seq AS k0 FROM history WHERE ${filter}`, args, [true], q.count, q.cursor), total };
   }
 
@@ -321,7 +375,7 @@ export class SqliteStore implements ResourceStore {
       keyset = ` WHERE ${alternatives.map((a) => `(${a})`).join(' OR ')}`;
     }
     const order = cols.map((c, i) => `${c} ${descending[i] !== backwards ? 'DESC' : 'ASC'}`).join(', ');
-    const rows = this.db.prepare(`SELECT * FROM (${select})${keyset} ORDER BY ${order} LIMIT ?`).all(...args, ...keyArgs, count + 1) as (HistoryRow & Record<string, unknown>)[];
+    const rows = this.sql(`SELECT * FROM (${select})${keyset} ORDER BY ${order} LIMIT ?`).all(...args, ...keyArgs, count + 1) as (HistoryRow & Record<string, unknown>)[];
     const more = rows.length > count;
     if (more) rows.pop();
     if (backwards) rows.reverse();
@@ -349,7 +403,7 @@ export class SqliteStore implements ResourceStore {
       return `(${s.conditions.length ? '+' : ''}r.type = ?${s.conditions.map((c) => ` AND ${sql.condition('r', s.type, c, args)}`).join('')})`;
     });
     const filter = `r.deleted = 0 AND (${scopes.join(' OR ') || '0'})`;
-    const total = plan.total === 'accurate' ? (this.db.prepare(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
+    const total = plan.total === 'accurate' ? (this.sql(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
     if (plan.count === 0) return { items: [], total };
     const sortArgs: unknown[] = [];
     const sortCols = plan.sort.map((k, i) => `${sql.sortValue('r', k, sortArgs)} AS k${i}`);
@@ -371,8 +425,8 @@ export class SqliteStore implements ResourceStore {
   }
   private referencesOfNow(type: string, ids: string[], params: string[]): string[] {
     if (ids.length === 0 || params.length === 0) return [];
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .sql(
         `SELECT DISTINCT k.key FROM resources r JOIN idx_key k ON k.pk = r.pk WHERE r.type = ? AND r.id IN (${marks(ids)}) AND k.param IN (${marks(params)}) AND k.key GLOB '[A-Z]*/*'`,
       )
       .all(type, ...ids, ...params) as { key: string }[];
@@ -388,8 +442,8 @@ export class SqliteStore implements ResourceStore {
     if (targets.length === 0 || used.length === 0) return [];
     const args: unknown[] = [...targets];
     const bySource = used.map((s) => (args.push(s.type, ...s.params), `(k.type = ? AND k.param IN (${marks(s.params)}))`)).join(' OR ');
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .sql(
         `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content FROM resources r JOIN history h ON h.seq = r.hseq WHERE r.deleted = 0 AND r.pk IN (SELECT k.pk FROM idx_key k WHERE k.key IN (${marks(targets)}) AND (${bySource})) ORDER BY r.pk LIMIT ?`,
       )
       .all(...args, limit) as CurrentRow[];
@@ -399,7 +453,7 @@ export class SqliteStore implements ResourceStore {
   async reindex(type: string, id: string, versionId: number, index: IndexEntries): Promise<boolean> {
     await this.ready();
     return this.db.transaction(() => {
-      const row = this.db.prepare('SELECT pk, version, deleted FROM resources WHERE type = ? AND id = ?').get(type, id) as { pk: number; version: number; deleted: number } | undefined;
+      const row = this.sql('SELECT pk, version, deleted FROM resources WHERE type = ? AND id = ?').get(type, id) as { pk: number; version: number; deleted: number } | undefined;
       if (!row || row.version !== versionId || row.deleted) return false;
       for (const st of this.stmts.clear) st.run(row.pk);
       this.addIndex(row.pk, type, index);
@@ -409,13 +463,13 @@ export class SqliteStore implements ResourceStore {
 
   async getState<T>(key: string): Promise<T | undefined> {
     await this.ready();
-    const row = this.db.prepare('SELECT value FROM server_state WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.sql('SELECT value FROM server_state WHERE key = ?').get(key) as { value: string } | undefined;
     return row ? (JSON.parse(row.value) as T) : undefined;
   }
 
   async setState(key: string, value: unknown): Promise<void> {
     await this.ready();
-    this.db.prepare('INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+    this.sql('INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
   }
 
   async transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T> {

@@ -76,6 +76,13 @@ eachEngine(
       const types = new Set(cs.rest.flatMap((r: { resource: { searchParam: { type: string }[] }[] }) => r.resource.flatMap((x) => x.searchParam.map((s) => s.type))));
       expect([...types].sort()).toEqual(['composite', 'date', 'number', 'quantity', 'reference', 'string', 'token', 'uri']);
       expect(cs.rest[0].interaction.map((i: { code: string }) => i.code)).toEqual(expect.arrayContaining(['batch', 'history-system']));
+      expect(pat.operation).toContainEqual({ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' });
+      expect(pat.searchInclude).toEqual(expect.arrayContaining(['*', 'Patient:general-practitioner', 'Patient:organization']));
+      expect(pat.searchRevInclude).toEqual(expect.arrayContaining(['*', 'Observation:subject', 'DocumentReference:subject']));
+      expect(cs.rest[0].operation.map((o: { name: string }) => o.name)).toContain('reindex');
+      expect(cs.rest[0].compartment).toEqual(['http://hl7.org/fhir/CompartmentDefinition/patient']);
+      for (const inc of pat.searchInclude as string[]) expect([inc, (await request(h.app).get('/fhir/Patient').query({ _include: inc })).status]).toEqual([inc, 200]);
+      for (const rev of (pat.searchRevInclude as string[]).slice(0, 40)) expect([rev, (await request(h.app).get('/fhir/Patient').query({ _revinclude: rev })).status]).toEqual([rev, 200]);
       // every listed search parameter of a type answers a search without error
       for (const p of pat.searchParam as { name: string; type: string }[]) {
         const value = { token: 'x', string: 'x', reference: 'Patient/x', date: '2020', number: '1', quantity: '1', uri: 'http://x', composite: 'x$x' }[p.type];
