@@ -56,6 +56,24 @@ const currentSchema = new mongoose.Schema<CurrentDoc>(
 currentSchema.index({ d: 1, _id: 1 });
 currentSchema.index({ lu: 1 });
 
+/**
+ * Compound indexes for the queries every client makes (a patient's measurements or documents,
+ * newest first; a practitioner's appointments): one multikey field (an index key array) followed
+ * by scalar sort fields, since MongoDB cannot index two arrays of one document together.
+ */
+const COMPOUND_INDEXES: Record<string, Record<string, 1 | -1>[]> = {
+  Observation: [
+    { 'k.patient': 1, 'od.date': -1 },
+    { 'k.code': 1, 'od.date': -1 },
+  ],
+  DocumentReference: [{ 'k.patient': 1, 'od.date': -1 }],
+  Encounter: [{ 'k.patient': 1, 'od.date': -1 }],
+  Appointment: [
+    { 'k.actor': 1, 'oa.date': 1 },
+    { 'k.patient': 1, 'oa.date': 1 },
+  ],
+};
+
 /** Wildcard indexes cover every parameter field at once (MongoDB 4.2+). */
 const WILDCARD_FIELDS = ['k', 's', 'se', 'dl', 'dh', 'w', 'oa', 'od'];
 
@@ -186,6 +204,7 @@ export class MongoStore implements ResourceStore {
         if (this.wildcardIndexes) {
           for (const f of WILDCARD_FIELDS) await Model.collection.createIndex({ [`${f}.$**`]: 1 });
         }
+        for (const spec of COMPOUND_INDEXES[type] ?? []) await Model.collection.createIndex(spec);
         return Model.collection as unknown as Collection<CurrentDoc>;
       })();
       p.catch(() => this.ensured.delete(type));
