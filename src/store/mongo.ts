@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
+import { ObjectId, type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
 import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../search/plan';
 import { FhirError } from '../outcome';
 import type { IndexEntries } from '../search/extract';
@@ -53,7 +53,7 @@ const currentSchema = new mongoose.Schema<CurrentDoc>(
   { i: { type: String, required: true }, v: { type: Number, required: true }, lu: { type: Number, required: true }, d: Boolean, r: String },
   { versionKey: false, strict: false, autoIndex: false, autoCreate: false },
 );
-currentSchema.index({ d: 1, _id: 1 });
+currentSchema.index({ d: 1, c: 1, _id: 1 });
 currentSchema.index({ lu: 1 });
 
 /**
@@ -257,7 +257,7 @@ export class MongoStore implements ResourceStore {
   private async writeIn(type: string, id: string, mutate: Mutator, session?: ClientSession): Promise<WriteResult> {
     const col = await this.collection(type);
     for (let attempt = 0; attempt < 200; attempt++) {
-      const doc = await col.findOne({ _id: id }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } });
+      const doc = await col.findOne({ _id: id }, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1, c: 1 } });
       const previous = doc ? toVersion(type, doc) : undefined;
       const versionId = (doc?.v ?? 0) + 1;
       const lastUpdated = Math.max(Date.now(), (doc?.lu ?? 0) + 1);
@@ -265,7 +265,8 @@ export class MongoStore implements ResourceStore {
       if (!input) return { version: previous!, previous, unchanged: true };
       const json = input.resource ? JSON.stringify(input.resource) : undefined;
       const deleted = !input.resource;
-      const next: Omit<CurrentDoc, '_id'> = { i: id, v: versionId, lu: lastUpdated, d: deleted, ...(json ? { r: json } : {}), ...(deleted ? {} : indexFields(input.index)) };
+      // `c`: the order the resource was created in, kept across versions: the default order of searches
+      const next: Omit<CurrentDoc, '_id'> = { i: id, v: versionId, lu: lastUpdated, d: deleted, c: (doc?.c as string | undefined) ?? new ObjectId().toHexString(), ...(json ? { r: json } : {}), ...(deleted ? {} : indexFields(input.index)) };
       if (doc) {
         const res = await col.replaceOne(this.casFilter(id, doc.v), next, { session });
         if (res.matchedCount === 0) {
@@ -435,7 +436,8 @@ export class MongoStore implements ResourceStore {
       for (const src of sources) total += await src.col.countDocuments(src.filter, { session });
     }
     if (plan.count === 0) return { items: [], total };
-    const keys = plan.sort.map((k) => ({ path: sortField(k), descending: k.descending }));
+    // without _sort: creation order, so resources created while a client pages come last
+    const keys = plan.sort.length ? plan.sort.map((k) => ({ path: sortField(k), descending: k.descending })) : [{ path: 'c', descending: false }];
     const { docs, next, prev } = await this.page(sources, keys, plan.count, plan.cursor, session);
     return { items: docs.map((d) => toVersion(d._type!, d as unknown as CurrentDoc)), total, next, prev };
   }
@@ -484,9 +486,9 @@ export class MongoStore implements ResourceStore {
   async reindex(type: string, id: string, versionId: number, index: IndexEntries): Promise<boolean> {
     return this.serialized(`${type}/${id}`, async () => {
       const col = await this.collection(type);
-      const doc = await col.findOne({ _id: id }, { projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } });
+      const doc = await col.findOne({ _id: id }, { projection: { i: 1, v: 1, lu: 1, d: 1, r: 1, c: 1 } });
       if (!doc || doc.v !== versionId || doc.d) return false;
-      const res = await col.replaceOne(this.casFilter(id, versionId), { i: doc.i, v: doc.v, lu: doc.lu, d: false, r: doc.r, ...indexFields(index) });
+      const res = await col.replaceOne(this.casFilter(id, versionId), { i: doc.i, v: doc.v, lu: doc.lu, d: false, r: doc.r, c: doc.c, ...indexFields(index) });
       return res.matchedCount === 1;
     });
   }
