@@ -216,6 +216,16 @@ function addNode(out: Collector, param: string, type: NodeType, data: unknown, d
     case 'quantity':
       for (const q of quantityEntries(param, data)) out.range(q.param, q.value, q.value, 'number');
       break;
+    case 'special': {
+      // near: Location.position, as latitude and longitude
+      const lat = isObj(data) ? numberOf(data.latitude) : undefined;
+      const lon = isObj(data) ? numberOf(data.longitude) : undefined;
+      if (lat !== undefined && lon !== undefined) {
+        out.range(subParam(param, 'lat'), lat, lat, 'number');
+        out.range(subParam(param, 'lon'), lon, lon, 'number');
+      }
+      break;
+    }
   }
 }
 

@@ -206,6 +206,28 @@ function uriAncestors(uri: string): string[] {
   return out;
 }
 
+const KM_PER_UNIT: Record<string, number> = { km: 1, m: 0.001, mi: 1.609344, '[mi_i]': 1.609344, '[mi_us]': 1.609347 };
+
+/**
+ * `near=latitude|longitude|distance|units` (distance 1 km when absent): positions within the
+ * box that bounds that distance in latitude and longitude (as HAPI FHIR does).
+ */
+function nearCondition(param: string, raw: string): Condition {
+  const [latS, lonS, distS, unitS] = splitBars(raw);
+  const lat = Number(latS);
+  const lon = Number(lonS);
+  const dist = distS ? Number(distS) : 1;
+  const unit = unitS || 'km';
+  if (!NUMBER_RE.test(latS ?? '') || !NUMBER_RE.test(lonS ?? '') || Math.abs(lat) > 90 || Math.abs(lon) > 180) throw badRequest(`${param} takes latitude|longitude|distance|units, got "${raw}"`);
+  if (!(dist >= 0) || !(unit in KM_PER_UNIT)) throw badRequest(`${param}: the distance must be a non-negative number in km, m or mi (UCUM), got "${distS}|${unitS}"`);
+  const km = dist * KM_PER_UNIT[unit];
+  const dLat = km / 111.32;
+  const cos = Math.cos((lat * Math.PI) / 180);
+  const dLon = cos < 1e-6 ? 180 : km / (111.32 * cos);
+  const between = (p: string, lo: number, hi: number): Condition => ({ kind: 'range', param: subParam(param, p), match: [{ bounds: [b('low', '>=', lo), b('low', '<=', hi)] }] });
+  return { kind: 'all', conditions: [between('lat', lat - dLat, lat + dLat), between('lon', lon - dLon, lon + dLon)] };
+}
+
 export const indexKindOf = (type: IndexedType): IndexKind =>
   type === 'string' ? 'string' : type === 'date' || type === 'number' || type === 'quantity' ? 'range' : 'key';
 
@@ -256,6 +278,7 @@ export class SearchParser {
     }
     const def = this.def(type, code);
     if (!def) return this.unknown(name, `Unknown search parameter "${code}" for ${type}`);
+    if (def.type === 'special' && modifier) throw badRequest(`Modifier :${modifier} is not supported on ${code}`);
     if (modifier === 'missing') {
       if (values.length !== 1 || !['true', 'false'].includes(values[0])) throw badRequest(`${name} takes true or false`);
       return { kind: 'missing', param: code, index: def.type === 'composite' ? 'range' : indexKindOf(def.type), missing: values[0] === 'true' };
@@ -314,6 +337,9 @@ export class SearchParser {
       case 'composite':
         if (modifier) throw refuse();
         return anyOf(values.map((v) => this.compositeValue(def, v)));
+      case 'special':
+        if (modifier) throw refuse();
+        return anyOf(values.map((v) => nearCondition(code, v)));
     }
   }
 
@@ -379,7 +405,7 @@ export class SearchParser {
       if (code === '_lastUpdated') return { param: code, index: 'lastUpdated', descending };
       const def = this.def(type, code);
       if (!def) throw badRequest(`_sort: unknown search parameter "${code}" for ${type}`);
-      if (def.type === 'composite') throw badRequest(`_sort: composite parameter ${code} cannot be sorted on`);
+      if (def.type === 'composite' || def.type === 'special') throw badRequest(`_sort: ${def.type} parameter ${code} cannot be sorted on`);
       return { param: code, index: indexKindOf(def.type), descending };
     });
   }

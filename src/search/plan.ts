@@ -37,6 +37,7 @@ export type Condition =
   | { kind: 'id'; ids: string[]; not?: boolean }
   | { kind: 'lastUpdated'; match: RangeMatch }
   | { kind: 'any'; conditions: Condition[] }
+  | { kind: 'all'; conditions: Condition[] }
   /** the reference parameter `param` points to a resource of one of `targetTypes` that meets `conditions` */
   | { kind: 'chain'; param: string; targetTypes: string[]; conditions: Condition[] }
   /** a resource of `sourceType` that meets `conditions` points to this one through its reference parameter `param` */

@@ -4,7 +4,7 @@ import type { SearchParameter } from 'fhir/r4';
 import { r4ResourceTypes, r4SearchParameters } from '../r4';
 
 /** Parameter types the index and the search plans handle. */
-export const INDEXED_TYPES = ['token', 'string', 'reference', 'date', 'number', 'quantity', 'uri', 'composite'] as const;
+export const INDEXED_TYPES = ['token', 'string', 'reference', 'date', 'number', 'quantity', 'uri', 'composite', 'special'] as const;
 export type IndexedType = (typeof INDEXED_TYPES)[number];
 
 /** A node that a SearchParameter expression selected, with its FHIR data type. */
@@ -118,7 +118,7 @@ export class SearchParamRegistry {
   /** Why a SearchParameter resource cannot be used here, or undefined when it can. */
   problem(sp: SearchParameter): string | undefined {
     if (!sp.code || !sp.url || !sp.type || !sp.expression) return 'it needs url, code, type and expression';
-    if (!(INDEXED_TYPES as readonly string[]).includes(sp.type)) return `type ${sp.type} is not supported`;
+    if (!(INDEXED_TYPES as readonly string[]).includes(sp.type) || sp.type === 'special') return `type ${sp.type} is not supported`;
     const bases = (sp.base ?? []) as string[];
     if (bases.length === 0) return 'it has no base';
     for (const b of bases) if (b !== 'Resource' && b !== 'DomainResource' && !r4ResourceTypes().has(b)) return `base ${b} is not a resource type`;
@@ -158,6 +158,8 @@ export class SearchParamRegistry {
 
   private compileParam(sp: SearchParameter, type: string, searchable: boolean): SearchParamDef | undefined {
     if (!(INDEXED_TYPES as readonly string[]).includes(sp.type) || !sp.expression) return undefined;
+    // the one special parameter of R4 this server implements: Location.near
+    if (sp.type === 'special' && sp.code !== 'near') return undefined;
     const bases = (sp.base ?? []) as string[];
     if (!bases.includes(type) && !bases.includes('Resource') && !bases.includes('DomainResource')) return undefined;
     // _id and _lastUpdated are columns of the store, not index entries.
@@ -171,7 +173,7 @@ export class SearchParamRegistry {
       if (sp.type === 'composite') {
         components = (sp.component ?? []).map((c) => {
           const t = this.byUrl.get(c.definition)?.type;
-          if (!t || t === 'composite' || !(INDEXED_TYPES as readonly string[]).includes(t)) throw new Error('component type unknown');
+          if (!t || t === 'composite' || t === 'special' || !(INDEXED_TYPES as readonly string[]).includes(t)) throw new Error('component type unknown');
           return { type: t as CompositeComponent['type'], evaluate: (node: PathNode) => compile(withoutResolve(c.expression), node.path ?? type)(node.data) };
         });
         // Every component but the last is matched exactly (it names the entry the last one belongs to).

@@ -404,6 +404,8 @@ export class MongoStore implements ResourceStore {
         return { [field(MISSING_FIELD[c.index], c.param)]: { $exists: !c.missing } };
       case 'any':
         return { $or: await Promise.all(c.conditions.map((x) => this.conditionFilter(type, x, session))) };
+      case 'all':
+        return { $and: await Promise.all(c.conditions.map((x) => this.conditionFilter(type, x, session))) };
       case 'chain': {
         const targetType = c.targetTypes[0];
         const inner = await this.filterOf(targetType, c.conditions, session);

@@ -138,6 +138,8 @@ class SqlBuilder {
         return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${INDEX_TABLES[c.index]} WHERE pk = ${alias}.pk AND param = ?)`;
       case 'any':
         return `(${c.conditions.map((x) => this.condition(alias, type, x, args)).join(' OR ') || '0'})`;
+      case 'all':
+        return `(${c.conditions.map((x) => this.condition(alias, type, x, args)).join(' AND ') || '1'})`;
       case 'chain': {
         const t = `t${++this.aliases}`;
         const targetType = c.targetTypes[0];

@@ -74,7 +74,7 @@ eachEngine(
       const params = pat.searchParam.map((p: { name: string }) => p.name);
       for (const p of ['_id', '_lastUpdated', 'identifier', 'name', 'family', 'birthdate', 'gender', 'general-practitioner']) expect(params).toContain(p);
       const types = new Set(cs.rest.flatMap((r: { resource: { searchParam: { type: string }[] }[] }) => r.resource.flatMap((x) => x.searchParam.map((s) => s.type))));
-      expect([...types].sort()).toEqual(['composite', 'date', 'number', 'quantity', 'reference', 'string', 'token', 'uri']);
+      expect([...types].sort()).toEqual(['composite', 'date', 'number', 'quantity', 'reference', 'special', 'string', 'token', 'uri']);
       expect(cs.rest[0].interaction.map((i: { code: string }) => i.code)).toEqual(expect.arrayContaining(['batch', 'history-system']));
       expect(pat.operation).toContainEqual({ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' });
       expect(pat.searchInclude).toEqual(expect.arrayContaining(['*', 'Patient:general-practitioner', 'Patient:organization']));
@@ -85,7 +85,7 @@ eachEngine(
       for (const rev of (pat.searchRevInclude as string[]).slice(0, 40)) expect([rev, (await request(h.app).get('/fhir/Patient').query({ _revinclude: rev })).status]).toEqual([rev, 200]);
       // every listed search parameter of a type answers a search without error
       for (const p of pat.searchParam as { name: string; type: string }[]) {
-        const value = { token: 'x', string: 'x', reference: 'Patient/x', date: '2020', number: '1', quantity: '1', uri: 'http://x', composite: 'x$x' }[p.type];
+        const value = { token: 'x', string: 'x', reference: 'Patient/x', date: '2020', number: '1', quantity: '1', uri: 'http://x', composite: 'x$x', special: '43.6|1.44|10|km' }[p.type];
         const r = await request(h.app).get(`/fhir/Patient`).query({ [p.name]: value }).set('Prefer', 'handling=strict');
         expect([p.name, r.status]).toEqual([p.name, 200]);
       }

@@ -225,6 +225,17 @@ eachEngine(
       expect((await get('Patient/nobody/$everything')).status).toBe(404);
     });
 
+    test('special: Location near latitude|longitude|distance|units', async () => {
+      const toulouse = await h.create({ resourceType: 'Location', name: 'Toulouse', position: { latitude: 43.6047, longitude: 1.4442 } });
+      const blagnac = await h.create({ resourceType: 'Location', name: 'Blagnac', position: { latitude: 43.6356, longitude: 1.3906 } });
+      await h.create({ resourceType: 'Location', name: 'Paris', position: { latitude: 48.8566, longitude: 2.3522 } });
+      expect(await found('Location?near=43.6047|1.4442|2|km')).toEqual([toulouse.id]);
+      expect(await found('Location?near=43.6047|1.4442|10|km')).toEqual([toulouse.id, blagnac.id].sort());
+      expect(await found('Location?near=43.6047|1.4442|7000|m')).toEqual([toulouse.id, blagnac.id].sort());
+      expect((await get('Location?near=91|1|1|km')).status).toBe(400);
+      expect((await get('Location?near=43|1|1|parsecs')).status).toBe(400);
+    });
+
     test('the include cap is reported, never a silent truncation', async () => {
       const p = await h.create({ resourceType: 'Patient', name: [{ family: 'Capped' }] });
       for (let i = 0; i < 4; i++) await h.create(obs('2339-0', { subject: { reference: `Patient/${p.id}` } }));
