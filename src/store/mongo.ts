@@ -4,7 +4,7 @@ import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../searc
 import { FhirError } from '../outcome';
 import type { IndexEntries } from '../search/extract';
 import { containingBuckets, numberBuckets, SUB } from '../search/values';
-import { WriteContentionError, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
+import { transactionView, WriteContentionError, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 /**
  * One collection per resource type holds the current version of each resource with its index
@@ -519,12 +519,7 @@ export class MongoStore implements ResourceStore {
   }
 
   private bound(session: ClientSession): ResourceStore {
-    return {
-      engine: this.engine,
-      location: this.location,
-      supportsTransactions: true,
-      init: async () => undefined,
-      close: async () => undefined,
+    return transactionView(this, {
       read: (t, i) => this.readIn(t, i, session),
       vread: (t, i, v) => this.vreadIn(t, i, v, session),
       write: (t, i, m) => this.writeIn(t, i, m, session),
@@ -537,6 +532,6 @@ export class MongoStore implements ResourceStore {
       getState: (k) => this.getState(k),
       setState: (k, v) => this.setState(k, v),
       transaction: (f) => f(this.bound(session)),
-    };
+    });
   }
 }

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { Bound, Condition, IndexKind, RangeMatch, SearchPlan, SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
 import { normalizeString } from '../search/values';
-import type { HistoryQuery, Mutator, Page, ResourceStore, StoredVersion, WriteResult } from './types';
+import { transactionView, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS history (
@@ -53,15 +53,7 @@ interface CurrentRow {
   deleted: number;
   content: string | null;
 }
-interface HistoryRow {
-  seq: number;
-  type: string;
-  id: string;
-  version: number;
-  last_updated: number;
-  deleted: number;
-  content: string | null;
-}
+type HistoryRow = Omit<CurrentRow, 'pk'> & { seq: number };
 
 const toVersion = (r: { type: string; id: string; version: number; last_updated: number; deleted: number; content: string | null }): StoredVersion => ({
   type: r.type,
@@ -494,12 +486,7 @@ export class SqliteStore implements ResourceStore {
 
   /** The view a transaction works through: the same engine without waiting on its own gate. */
   private ungated(): ResourceStore {
-    return {
-      engine: this.engine,
-      location: this.location,
-      supportsTransactions: true,
-      init: async () => undefined,
-      close: async () => undefined,
+    return transactionView(this, {
       read: async (t, i) => this.readNow(t, i),
       vread: async (t, i, v) => this.vreadNow(t, i, v),
       write: async (t, i, m) => this.writeNow(t, i, m),
@@ -512,6 +499,6 @@ export class SqliteStore implements ResourceStore {
       getState: (k) => this.getState(k),
       setState: (k, v) => this.setState(k, v),
       transaction: async (f) => f(this.ungated()),
-    };
+    });
   }
 }

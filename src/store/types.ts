@@ -85,3 +85,11 @@ export interface ResourceStore {
 
 /** Thrown by write() when concurrent writers kept winning the race for the same resource. */
 export class WriteContentionError extends Error {}
+
+/** The store a transaction works through: the engine's own operations bound to the transaction. */
+export function transactionView(
+  store: ResourceStore,
+  ops: Omit<ResourceStore, 'engine' | 'location' | 'supportsTransactions' | 'init' | 'close'>,
+): ResourceStore {
+  return { engine: store.engine, location: store.location, supportsTransactions: true, init: async () => undefined, close: async () => undefined, ...ops };
+}
