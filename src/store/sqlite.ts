@@ -71,6 +71,49 @@ function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
+type Mode = 'drive' | 'probe';
+
+/** How well a condition narrows the rows when it drives (lower is better); undefined: it cannot drive. */
+function driveRank(c: Condition): number | undefined {
+  switch (c.kind) {
+    case 'id':
+      return c.not ? undefined : 0;
+    case 'key':
+      if (c.not) return undefined;
+      return c.param === 'identifier' || c.keys.every((k) => /^[A-Z][A-Za-z]+\/[^/]+$/.test(k)) ? 1 : 3;
+    case 'has':
+      return 2;
+    case 'string':
+      return c.mode === 'contains' ? 9 : 4;
+    case 'chain':
+      return 5;
+    case 'range':
+      return 6;
+    case 'keyPrefix':
+      return 7;
+    case 'any':
+    case 'all': {
+      const ranks = c.conditions.map(driveRank);
+      return ranks.length && ranks.every((r) => r !== undefined) ? 8 : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function pickDriver(conditions: Condition[]): Condition | undefined {
+  let best: Condition | undefined;
+  let bestRank = Infinity;
+  for (const c of conditions) {
+    const r = driveRank(c);
+    if (r !== undefined && r < bestRank) {
+      best = c;
+      bestRank = r;
+    }
+  }
+  return best;
+}
+
 /** The sort value of a resource that lacks the parameter: below every value (first ascending, last descending), as in MongoDB. */
 const MISSING = { key: '', string: '', range: -1e308 };
 
@@ -89,26 +132,45 @@ class SqlBuilder {
     return match.map((a) => `(${alt(a.bounds)})`).join(' OR ');
   }
 
-  private inIndex(alias: string, table: string, type: string, param: string, test: string, args: unknown[], testArgs: unknown[], not = false): string {
-    args.push(type, param, ...testArgs);
-    return `${alias}.pk ${not ? 'NOT ' : ''}IN (SELECT pk FROM ${table} WHERE type = ? AND param = ? AND (${test}))`;
+  /**
+   * The resources of one type that meet every condition. One condition drives the query (its index
+   * lookup yields the candidate rows); every other one is probed per candidate through the
+   * `(pk, param, ...)` indexes, so a broad condition (a date bound, a frequent code) never gets
+   * built in full.
+   */
+  scope(alias: string, type: string, conditions: Condition[], args: unknown[]): string {
+    const driver = pickDriver(conditions);
+    // `+type`: not through the type index when an index lookup drives; the id index serves `_id`
+    args.push(type);
+    const parts = [`${driver && driver.kind !== 'id' ? '+' : ''}${alias}.type = ?`];
+    for (const c of conditions) parts.push(this.condition(alias, type, c, args, c === driver ? 'drive' : 'probe'));
+    return parts.join(' AND ');
   }
 
-  condition(alias: string, type: string, c: Condition, args: unknown[]): string {
+  private inIndex(alias: string, table: string, type: string, param: string, test: string, args: unknown[], testArgs: unknown[], mode: Mode, not = false): string {
+    if (mode === 'drive') {
+      args.push(type, param, ...testArgs);
+      return `${alias}.pk ${not ? 'NOT ' : ''}IN (SELECT pk FROM ${table} WHERE type = ? AND param = ? AND (${test}))`;
+    }
+    args.push(param, ...testArgs);
+    return `${not ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${table} WHERE pk = ${alias}.pk AND param = ? AND (${test}))`;
+  }
+
+  condition(alias: string, type: string, c: Condition, args: unknown[], mode: Mode): string {
     switch (c.kind) {
       case 'id':
         if (c.ids.length === 0) return c.not ? '1' : '0';
         args.push(...c.ids);
-        return `${alias}.id ${c.not ? 'NOT ' : ''}IN (${c.ids.map(() => '?').join(', ')})`;
+        return `${alias}.id ${c.not ? 'NOT ' : ''}IN (${marks(c.ids)})`;
       case 'lastUpdated':
         return `(${this.bounds(c.match, `${alias}.last_updated`, `${alias}.last_updated`, args)})`;
       case 'key':
         if (c.keys.length === 0) return c.not ? '1' : '0';
-        return this.inIndex(alias, 'idx_key', type, c.param, `key IN (${c.keys.map(() => '?').join(', ')})`, args, c.keys, c.not);
+        return this.inIndex(alias, 'idx_key', type, c.param, `key IN (${marks(c.keys)})`, args, c.keys, mode, c.not);
       case 'keyPrefix': {
         const testArgs: unknown[] = [];
         const test = c.prefixes.map((p) => (testArgs.push(p, prefixEnd(p)), '(key >= ? AND key < ?)')).join(' OR ');
-        return this.inIndex(alias, 'idx_key', type, c.param, test, args, testArgs);
+        return this.inIndex(alias, 'idx_key', type, c.param, test, args, testArgs, mode);
       }
       case 'string': {
         const testArgs: unknown[] = [];
@@ -118,32 +180,35 @@ class SqlBuilder {
           if (v === '') return '1';
           return testArgs.push(v, prefixEnd(v)), '(norm >= ? AND norm < ?)';
         });
-        return this.inIndex(alias, 'idx_string', type, c.param, tests.join(' OR '), args, testArgs);
+        return this.inIndex(alias, 'idx_string', type, c.param, tests.join(' OR '), args, testArgs, mode);
       }
       case 'range': {
         const testArgs: unknown[] = [];
         const test = this.bounds(c.match, 'low', 'high', testArgs);
-        return this.inIndex(alias, 'idx_range', type, c.param, test, args, testArgs);
+        return this.inIndex(alias, 'idx_range', type, c.param, test, args, testArgs, mode);
       }
       case 'missing':
         args.push(c.param);
         return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${INDEX_TABLES[c.index]} WHERE pk = ${alias}.pk AND param = ?)`;
       case 'any':
-        return `(${c.conditions.map((x) => this.condition(alias, type, x, args)).join(' OR ') || '0'})`;
+        return `(${c.conditions.map((x) => this.condition(alias, type, x, args, mode)).join(' OR ') || '0'})`;
       case 'all':
-        return `(${c.conditions.map((x) => this.condition(alias, type, x, args)).join(' AND ') || '1'})`;
+        return `(${c.conditions.map((x) => this.condition(alias, type, x, args, mode)).join(' AND ') || '1'})`;
       case 'chain': {
+        // the references to the target resources that meet the inner conditions
         const t = `t${++this.aliases}`;
-        const targetType = c.targetTypes[0];
-        args.push(type, c.param, targetType);
-        const inner = c.conditions.map((x) => ` AND ${this.condition(t, targetType, x, args)}`).join('');
-        return `${alias}.pk IN (SELECT k.pk FROM idx_key k WHERE k.type = ? AND k.param = ? AND k.key IN (SELECT ${t}.type || '/' || ${t}.id FROM resources ${t} WHERE ${t}.type = ? AND ${t}.deleted = 0${inner}))`;
+        const head = mode === 'drive' ? `${alias}.pk IN (SELECT k.pk FROM idx_key k WHERE k.type = ? AND k.param = ?` : `EXISTS (SELECT 1 FROM idx_key k WHERE k.pk = ${alias}.pk AND k.param = ?`;
+        if (mode === 'drive') args.push(type);
+        args.push(c.param);
+        const inner = this.scope(t, c.targetTypes[0], c.conditions, args);
+        return `${head} AND k.key IN (SELECT ${t}.type || '/' || ${t}.id FROM resources ${t} WHERE ${inner} AND ${t}.deleted = 0))`;
       }
       case 'has': {
-        const s = `s${++this.aliases}`;
-        args.push(c.sourceType, c.param);
-        const inner = c.conditions.map((x) => ` AND ${this.condition(s, c.sourceType, x, args)}`).join('');
-        return `(${alias}.type || '/' || ${alias}.id) IN (SELECT k.key FROM idx_key k JOIN resources ${s} ON ${s}.pk = k.pk WHERE k.type = ? AND k.param = ? AND ${s}.deleted = 0${inner})`;
+        // the ids this type has in the references of the source resources that meet the inner conditions
+        const src = `s${++this.aliases}`;
+        args.push(c.param, `${type}/*`);
+        const inner = this.scope(src, c.sourceType, c.conditions, args);
+        return `${alias}.id IN (SELECT substr(k.key, ${type.length + 2}) FROM resources ${src} JOIN idx_key k ON k.pk = ${src}.pk AND k.param = ? AND k.key GLOB ? WHERE ${inner} AND ${src}.deleted = 0)`;
       }
     }
   }
@@ -390,12 +455,7 @@ export class SqliteStore implements ResourceStore {
   private searchNow(plan: SearchPlan): Page<StoredVersion> {
     const args: unknown[] = [];
     const sql = new SqlBuilder();
-    const scopes = plan.scopes.map((s) => {
-      args.push(s.type);
-      // With index conditions, `+r.type` keeps SQLite from walking every resource of the type: the
-      // `pk IN (...)` lookups into the index tables drive the query instead.
-      return `(${s.conditions.length ? '+' : ''}r.type = ?${s.conditions.map((c) => ` AND ${sql.condition('r', s.type, c, args)}`).join('')})`;
-    });
+    const scopes = plan.scopes.map((s) => `(${sql.scope('r', s.type, s.conditions, args)})`);
     const filter = `r.deleted = 0 AND (${scopes.join(' OR ') || '0'})`;
     const total = plan.total === 'accurate' ? (this.sql(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
     if (plan.count === 0) return { items: [], total };
