@@ -6,6 +6,8 @@ export interface Figure {
   requestsPerSec: number;
   p50: number;
   p99: number;
+  /** mean latency in ms (autocannon's average, not rounded to whole ms like the percentiles) */
+  mean: number;
   total: number;
   non2xx: number;
   errors: number;
@@ -24,6 +26,8 @@ export interface Load {
   next: () => { path: string; body?: string };
   seconds: number;
   connections: number;
+  /** called with every response (status and body), e.g. to check what a search matched */
+  onResponse?: (status: number, body: string) => void;
 }
 
 export async function measure(load: Load): Promise<Figure> {
@@ -43,6 +47,7 @@ export async function measure(load: Load): Promise<Figure> {
           if (n.body !== undefined) req.body = n.body;
           return req;
         },
+        ...(load.onResponse ? { onResponse: (status: number, body: string) => load.onResponse!(status, body) } : {}),
       },
     ],
   });
@@ -55,6 +60,7 @@ export async function measure(load: Load): Promise<Figure> {
     requestsPerSec: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
+    mean: result.latency.average,
     total: result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors,

@@ -323,7 +323,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-main()
+// `npm run bench -- search`: the search section only (bench/search.ts), which is opt-in because it
+// takes longer than the rest of the benchmark together (see bench/README.md).
+const section = process.argv.slice(2).includes('search') ? import('./search').then(async (m) => {
+  if ((await m.runSearchBench()).failed) process.exitCode = 1;
+}) : main();
+section
   .catch((e: Error) => {
     process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`);
     process.exitCode = 1;
