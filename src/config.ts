@@ -32,6 +32,22 @@ export interface Config {
   requiredProfiles: 'fr' | 'none';
   /** Where the compiled validation definitions are cached (VALIDATION_CACHE_DIR, default DATA_DIR/cache). */
   validationCacheDir: string;
+  /** Lifetime of access tokens in seconds (ACCESS_TOKEN_TTL, default 300). */
+  accessTokenTtl: number;
+  /** Lifetime of offline refresh tokens and of grants in seconds (REFRESH_TOKEN_TTL, default 30 days). */
+  refreshTokenTtl: number;
+  /** JWT signing keys as a JWKS with private keys (SIGNING_KEYS); default: DATA_DIR/auth/signing-keys.json, created on first start. */
+  signingKeys: string | undefined;
+  /** Key of the authorization server's cookies and CSRF tokens (AUTH_SECRET); default: DATA_DIR/auth/secret.json, created on first start. */
+  authSecret: string | undefined;
+  /** Behind a TLS-terminating proxy: trust X-Forwarded-* (TRUST_PROXY=1). */
+  trustProxy: boolean;
+  /**
+   * Upstream OpenID Connect provider of professionals (Pro Santé Connect): PRO_OIDC_ISSUER,
+   * PRO_OIDC_CLIENT_ID, PRO_OIDC_CLIENT_SECRET, PRO_OIDC_SCOPE (default "openid scope_all"),
+   * PRO_OIDC_RPPS_CLAIM (default SubjectNameID). Unset: professionals cannot sign in interactively.
+   */
+  proOidc?: { issuer: string; clientId: string; clientSecret: string; scope: string; rppsClaim: string };
 }
 
 function intFrom(name: string, value: string | undefined, fallback: number): number {
@@ -69,5 +85,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: intFrom('SHUTDOWN_GRACE_MS', env.SHUTDOWN_GRACE_MS, 10000),
     requiredProfiles,
     validationCacheDir: path.resolve(env.VALIDATION_CACHE_DIR || path.join(dataDir, 'cache')),
+    accessTokenTtl: intFrom('ACCESS_TOKEN_TTL', env.ACCESS_TOKEN_TTL, 300) || 300,
+    refreshTokenTtl: intFrom('REFRESH_TOKEN_TTL', env.REFRESH_TOKEN_TTL, 30 * 24 * 3600) || 30 * 24 * 3600,
+    signingKeys: env.SIGNING_KEYS || undefined,
+    authSecret: env.AUTH_SECRET || undefined,
+    trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
+    proOidc: env.PRO_OIDC_ISSUER
+      ? {
+          issuer: env.PRO_OIDC_ISSUER,
+          clientId: env.PRO_OIDC_CLIENT_ID ?? '',
+          clientSecret: env.PRO_OIDC_CLIENT_SECRET ?? '',
+          scope: env.PRO_OIDC_SCOPE || 'openid scope_all',
+          rppsClaim: env.PRO_OIDC_RPPS_CLAIM || 'SubjectNameID',
+        }
+      : undefined,
   };
 }

@@ -1,6 +1,7 @@
 import { loadConfig } from './config';
 import { createLogger } from './log';
 import { startServer } from './server';
+import { bootstrapAdministrator } from './auth/bootstrap';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -9,6 +10,8 @@ async function main(): Promise<void> {
   const store = running.services.store;
   log.info({ url: running.url, store: store.engine, location: store.location, transactions: store.supportsTransactions }, 'listening');
   // A plain line for people reading the terminal.
+  const welcome = running.services.auth ? await bootstrapAdministrator(running.services.auth, config.dataDir) : undefined;
+  if (welcome) process.stdout.write(`${welcome}\n`);
   process.stdout.write(`espace-sante-fhir: FHIR R4 at ${running.url} (store: ${store.engine}, ${store.location})\n`);
   let signals = 0;
   const shutdown = (signal: string) => {

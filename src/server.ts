@@ -15,6 +15,11 @@ import { profilesDir, readTgz } from './validation/packages';
 import { Reindexer } from './fhir/reindex';
 import fs from 'node:fs';
 import type { SearchParameter } from 'fhir/r4';
+import { createAuth, type Auth } from './auth';
+import { createLogger } from './log';
+
+/** The services of the running server: the FHIR layer's, and the authorization server. */
+export type AppServices = Services & { auth?: Auth };
 
 export function createStore(config: Config): ResourceStore {
   if (config.mongodbUri) return new MongoStore(config.mongodbUri);
@@ -50,10 +55,14 @@ export function frenchSearchParameters(): SearchParameter[] {
   return packageParameters;
 }
 
-export async function createServices(config: Config, store: ResourceStore = createStore(config)): Promise<Services> {
+/**
+ * The services; with `config.baseUrl` set (the public FHIR base, which the tokens' audience and the
+ * issuer derive from) the authorization server too. startServer sets it when BASE_URL is unset.
+ */
+export async function createServices(config: Config, store: ResourceStore = createStore(config), log: Logger = createLogger(config.logLevel)): Promise<AppServices> {
   await store.init();
   const validator = validatorFor(config);
-  const services: Services = {
+  const services: AppServices = {
     store,
     registry: new SearchParamRegistry(frenchSearchParameters()),
     config,
@@ -71,29 +80,49 @@ export async function createServices(config: Config, store: ResourceStore = crea
   };
   services.reindexer = new Reindexer(services);
   await services.reindexer.resume();
+  if (config.baseUrl) {
+    services.auth = await createAuth({ config, store, log });
+    const e = services.auth.endpoints;
+    services.oauthUris = { authorize: e.authorize, token: e.token, introspect: e.introspect, revoke: e.revoke, register: e.register, manage: e.manage };
+  }
   return services;
 }
 
 export interface RunningServer {
   server: http.Server;
-  services: Services;
+  services: AppServices;
   url: string;
   /** Stops accepting connections, lets in-flight requests finish (up to the grace period), closes the store. */
   stop(): Promise<void>;
 }
 
 export async function startServer(config: Config, log: Logger, store?: ResourceStore): Promise<RunningServer> {
-  const services = await createServices(config, store);
-  const app = createApp(services, log);
-  const server = http.createServer(app);
+  // listen first: without BASE_URL, the public base (the tokens' audience) is this port on localhost
+  const server = http.createServer();
   server.keepAliveTimeout = 5000;
+  const starting = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.writeHead(503, { 'Retry-After': '1', 'Content-Type': 'application/fhir+json' });
+    res.end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', diagnostics: 'The server is starting' }] }));
+  };
+  server.on('request', starting);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host ?? 'localhost'}:${port}/fhir`;
+  const host = !config.host || config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  config = { ...config, baseUrl: config.baseUrl ?? `http://${host}:${port}/fhir` };
+  let services: AppServices;
+  try {
+    services = await createServices(config, store, log);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
+  server.on('request', createApp(services, log));
+  server.off('request', starting);
+  const url = config.baseUrl!;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {

@@ -10,7 +10,7 @@ function start(dataDir: string): Promise<{ proc: ChildProcessWithoutNullStreams;
   const proc = spawn(process.execPath, [MAIN], { env: { ...process.env, PORT: '0', DATA_DIR: dataDir, MONGODB_URI: '', LOG_LEVEL: 'info' } });
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20000);
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 60000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /FHIR R4 at (http:\/\/\S+) \(store: sqlite/.exec(out);
@@ -25,6 +25,21 @@ function start(dataDir: string): Promise<{ proc: ChildProcessWithoutNullStreams;
   });
 }
 
+/** The README quick start: the administrator's secret from the data directory, a token from the token endpoint. */
+async function adminToken(url: string, dataDir: string): Promise<string> {
+  const secret = fs.readFileSync(path.join(dataDir, 'auth', 'admin-client-secret'), 'utf8').trim();
+  const res = await fetch(url.replace(/\/fhir$/, '/auth/token'), {
+    method: 'POST',
+    headers: { Authorization: `Basic ${Buffer.from(`admin:${secret}`).toString('base64')}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials&scope=system/*.cruds',
+  });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { access_token: string; token_type: string; scope: string };
+  expect(body.token_type).toBe('Bearer');
+  expect(body.scope).toBe('system/*.cruds');
+  return body.access_token;
+}
+
 const exited = (proc: ChildProcessWithoutNullStreams) => new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
 
 test('npm start serves FHIR on the embedded store; SIGTERM drains in-flight requests and closes the store', async () => {
@@ -37,9 +52,22 @@ test('npm start serves FHIR on the embedded store; SIGTERM drains in-flight requ
     expect(meta.status).toBe(200);
     expect(((await meta.json()) as { resourceType: string }).resourceType).toBe('CapabilityStatement');
 
+    // an empty data directory: an administrator client, and how to get a token, printed once
+    expect(server.output()).toContain('An administrator client "admin" (system/*.cruds) was created');
+    expect((await fetch(`${server.url}/Patient`)).status).toBe(401);
+    const token = await adminToken(server.url, dataDir);
+    const auth = { Authorization: `Bearer ${token}` };
+    const created = await fetch(`${server.url}/Patient`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Lefèvre', given: ['Hélène'] }] }) });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    expect((await fetch(`${server.url}/Patient/${id}`, { headers: auth })).status).toBe(200);
+    // no token, health data or secret in the logs
+    expect(server.output()).not.toContain(token);
+    expect(server.output()).not.toContain('Lef');
+
     // a large transaction is in flight when SIGTERM arrives: it completes, then the process exits 0
     const entry = Array.from({ length: 600 }, (_, i) => ({ request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient', identifier: [{ system: 'urn:test:drain', value: String(i) }] } }));
-    const inFlight = fetch(server.url, { method: 'POST', headers: { 'Content-Type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
+    const inFlight = fetch(server.url, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
     await new Promise((r) => setTimeout(r, 30));
     const exit = exited(server.proc);
     server.proc.kill('SIGTERM');
@@ -53,7 +81,8 @@ test('npm start serves FHIR on the embedded store; SIGTERM drains in-flight requ
 
     // the data survived a clean close
     const again = await start(dataDir);
-    const search = await fetch(`${again.url}/Patient?identifier=urn:test:drain|&_count=0`);
+    expect(again.output()).not.toContain('administrator client');
+    const search = await fetch(`${again.url}/Patient?identifier=urn:test:drain|&_count=0`, { headers: { Authorization: `Bearer ${await adminToken(again.url, dataDir)}` } });
     expect(((await search.json()) as { total: number }).total).toBe(600);
     const exit2 = exited(again.proc);
     again.proc.kill('SIGTERM');

@@ -80,6 +80,7 @@ function toRequest(outer: FhirRequest, e: Entry, body: unknown, assignedId?: str
     prefer: { return: outer.prefer.return, handling: outer.prefer.handling },
     baseUrl: outer.baseUrl,
     assignedId,
+    access: outer.access,
   };
 }
 

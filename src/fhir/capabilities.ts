@@ -18,7 +18,7 @@ const VERSION = packageVersion();
 
 /** The CapabilityStatement, generated from what the server implements: types, interactions, parameters. */
 export function capabilityStatement(svc: Services, baseUrl: string): CapabilityStatement {
-  const key = `${baseUrl}|${svc.store.supportsTransactions}|${svc.registry.version}`;
+  const key = `${baseUrl}|${svc.store.supportsTransactions}|${svc.registry.version}|${svc.oauthUris?.token}`;
   const cached = cache.get(key);
   if (cached) return cached;
   const referenceParams = (type: string) => [...svc.registry.forType(type).values()].filter((p) => p.searchable && p.type === 'reference');
@@ -78,9 +78,27 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
         ],
         operation: [{ name: 'reindex', definition: `${baseUrl}/OperationDefinition/reindex`, documentation: 'Makes the stored SearchParameter resources searchable: POST starts a background job (202, Content-Location of its progress); GET shows it; DELETE cancels it.' }],
         compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
+        ...(svc.oauthUris ? { security: smartSecurity(svc.oauthUris) } : {}),
       },
     ],
   };
   cache.set(key, cs);
   return cs;
+}
+
+/** The SMART on FHIR security section: the service and the OAuth endpoints (SMART App Launch, oauth-uris extension). */
+function smartSecurity(uris: NonNullable<Services['oauthUris']>): NonNullable<CapabilityStatement['rest']>[number]['security'] {
+  return {
+    cors: false,
+    service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR', display: 'SMART-on-FHIR' }], text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)' }],
+    extension: [
+      {
+        url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+        extension: Object.entries(uris)
+          .filter(([, v]) => v)
+          .map(([k, v]) => ({ url: k, valueUri: v })),
+      },
+    ],
+    description: 'Every interaction but metadata needs a bearer token from this server (SMART App Launch 2.x, SMART Backend Services); see .well-known/smart-configuration',
+  };
 }

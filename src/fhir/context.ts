@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import type { Access } from '../policy/access';
 import type { SearchParamRegistry } from '../search/registry';
 import type { ResourceStore } from '../store/types';
 import type { Validator } from '../validation';
@@ -18,6 +19,8 @@ export interface Services {
   reindexer?: Reindexer;
   /** base R4 + profile validation of every write and of $validate (src/validation) */
   validator?: Validator;
+  /** the SMART endpoints, for the CapabilityStatement's security section (set when authorization is on) */
+  oauthUris?: { authorize: string; token: string; introspect: string; revoke: string; register?: string; manage?: string };
 }
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -45,6 +48,11 @@ export interface FhirRequest {
   baseUrl: string;
   /** id chosen in advance by a transaction for a create */
   assignedId?: string;
+  /**
+   * The caller, from its verified access token: every interaction checks it (src/policy). Only the
+   * server's own work (background jobs) runs without; the HTTP layer always sets it.
+   */
+  access?: Access;
 }
 
 export interface FhirResponse {

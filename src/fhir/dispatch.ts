@@ -7,6 +7,7 @@ import { processBundle } from './batch';
 import { validateOperation } from './validate-operation';
 import { compartmentSearch, everything, systemSearch, typeSearch } from './search';
 import { reindexOperation } from './reindex';
+import { ensureVisible, requireAdministrator, requirePermission } from '../policy/access';
 
 function methodNotAllowed(method: Method, allowed: Method[], what: string): FhirError {
   return new FhirError(405, 'not-supported', `${method} is not allowed on ${what}; allowed: ${allowed.join(', ')}`, undefined, { Allow: allowed.join(', ') });
@@ -23,18 +24,27 @@ function formParams(req: FhirRequest): [string, string][] {
   return fhir.parseQueryString(req.body);
 }
 
-/** Routes a FHIR request to its interaction. Used by the HTTP layer and by Bundle entries alike. */
+/**
+ * Routes a FHIR request to its interaction. Used by the HTTP layer and by Bundle entries alike, so
+ * the scope check of each interaction is here, once (src/policy/access.ts: create c, read/vread r,
+ * update/patch u, delete d, search s; instance history r; type and system history s); the
+ * confinement to a patient's compartment is applied where the store is queried or written.
+ */
 export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirResponse> {
   const [a, b, c, d, ...more] = req.path;
   if (a === 'Patient' && b !== undefined && c === '$everything' && d === undefined) {
     allow(req, ['GET', 'HEAD'], 'Patient/[id]/$everything');
+    await ensureVisible(svc, req.access, 'Patient', b);
     return everything(svc, req, b);
   }
   if (svc.validator && a !== undefined && svc.resourceTypes.has(a) && ((b === '$validate' && c === undefined) || (b !== undefined && c === '$validate' && d === undefined))) {
     allow(req, ['POST'], `${a}/$validate`);
     return validateOperation(svc, req, a, b === '$validate' ? undefined : b);
   }
-  if (a === '$reindex' && (b === undefined || c === undefined)) return reindexOperation(svc, req, b);
+  if (a === '$reindex' && (b === undefined || c === undefined)) {
+    requireAdministrator(req.access, '$reindex');
+    return reindexOperation(svc, req, b);
+  }
   const op = req.path.find((s) => s.startsWith('$'));
   if (op) throw notSupported(501, `The operation ${op} is not supported by this server`);
 
@@ -57,7 +67,9 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   }
   checkType(svc, a);
   const type = a;
+  const need = (perm: 'c' | 'r' | 'u' | 'd' | 's') => requirePermission(req.access, perm, type);
   if (b === undefined) {
+    need(req.method === 'GET' || req.method === 'HEAD' ? 's' : req.method === 'POST' ? 'c' : req.method === 'PUT' || req.method === 'PATCH' ? 'u' : 'd');
     switch (req.method) {
       case 'GET':
       case 'HEAD':
@@ -74,10 +86,12 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   }
   if (b === '_search' && c === undefined) {
     allow(req, ['POST'], `${type}/_search`);
+    need('s');
     return typeSearch(svc, req, type, [...req.query, ...formParams(req)]);
   }
   if (b === '_history' && c === undefined) {
     allow(req, ['GET', 'HEAD'], `${type}/_history`);
+    need('s');
     return fhir.history(svc, req, type);
   }
   const id = b;
@@ -85,12 +99,16 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
     switch (req.method) {
       case 'GET':
       case 'HEAD':
+        await ensureVisible(svc, req.access, type, id);
         return fhir.read(svc, req, type, id);
       case 'PUT':
+        need('u');
         return fhir.update(svc, req, type, id);
       case 'PATCH':
+        need('u');
         return fhir.patch(svc, req, type, id);
       case 'DELETE':
+        need('d');
         return fhir.remove(svc, req, type, id);
       case 'POST':
         throw methodNotAllowed(req.method, ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE'], `${type}/${id}`);
@@ -99,13 +117,16 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   if (c === '_history' && more.length === 0) {
     if (d === undefined) {
       allow(req, ['GET', 'HEAD'], `${type}/${id}/_history`);
+      await ensureVisible(svc, req.access, type, id);
       return fhir.history(svc, req, type, id);
     }
     allow(req, ['GET', 'HEAD'], `${type}/${id}/_history/${d}`);
+    await ensureVisible(svc, req.access, type, id);
     return fhir.vread(svc, req, type, id, d);
   }
   if ((svc.resourceTypes.has(c) || c === '*') && d === undefined) {
     allow(req, ['GET', 'HEAD'], `${type}/${id}/${c}`);
+    if (c !== '*') requirePermission(req.access, 's', c);
     return compartmentSearch(svc, req, type, id, c, req.query);
   }
   throw new FhirError(404, 'not-found', `No FHIR interaction at ${req.path.join('/')}`);

@@ -10,16 +10,25 @@ import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
 import { historyBundle } from './bundles';
+import { checkWrite, restrictScopes, visible } from '../policy/access';
 
 /**
  * The resource to store with its index, after validation (base R4, meta.profile, required profiles):
  * errors throw 422 with every issue; warnings are added to `warnings` for the response.
  */
-const indexed = (svc: Services, resource: Resource, baseUrl: string, warnings?: Issue[]): WriteInput => {
+const indexed = (svc: Services, req: FhirRequest, perm: 'c' | 'u', current: StoredVersion | undefined, resource: Resource, warnings?: Issue[]): WriteInput => {
   const found = svc.validator?.check(resource) ?? [];
   warnings?.push(...found);
-  return { resource, index: extractIndex(svc.registry, resource, baseUrl) };
+  const index = extractIndex(svc.registry, resource, req.baseUrl);
+  checkWrite(req.access, perm, resource.resourceType, resource.id!, currentIndex(svc, req, current), index);
+  return { resource, index };
 };
+
+/** The index entries of the current version, for the policy's check of a write (only when the caller is confined). */
+function currentIndex(svc: Services, req: FhirRequest, current: StoredVersion | undefined) {
+  if (!req.access || !current || current.deleted || !current.json) return undefined;
+  return extractIndex(svc.registry, JSON.parse(current.json) as Resource, req.baseUrl);
+}
 
 function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what: string): void {
   if (req.ifMatch === undefined) return;
@@ -41,6 +50,9 @@ export async function conditionalMatches(svc: Services, req: FhirRequest, type: 
   const criteria = query.filter(([k]) => !['_format', '_pretty'].includes(k));
   if (criteria.length === 0) throw badRequest(`A conditional ${req.method} needs search criteria`);
   const { plan } = parseSearch(svc.registry, type, criteria, { strict: true, defaultCount: 2, maxCount: 2, baseUrl: req.baseUrl });
+  // a confined token only ever matches what it could search
+  plan.scopes = restrictScopes(svc, req.access, plan.scopes);
+  if (plan.scopes.length === 0) return [];
   plan.count = 2;
   plan.total = 'none';
   plan.cursor = undefined;
@@ -64,7 +76,7 @@ export async function create(svc: Services, req: FhirRequest, type: string): Pro
   const result = await svc.store.write(type, id, (current, next) => {
     if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
     warnings.length = 0;
-    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl, warnings);
+    return indexed(svc, req, 'c', undefined, stamp(body, id, next.versionId, next.lastUpdated), warnings);
   });
   return writeResponse(svc, req, 201, result.version, `Created ${type}/${id}`, warnings);
 }
@@ -99,7 +111,7 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
   const result = await svc.store.write(type, id, (current, next) => {
     checkIfMatch(req, current, `${type}/${id}`);
     warnings.length = 0;
-    return indexed(svc, stamp(body, id, next.versionId, next.lastUpdated), req.baseUrl, warnings);
+    return indexed(svc, req, 'u', current, stamp(body, id, next.versionId, next.lastUpdated), warnings);
   });
   const created = !result.previous || result.previous.deleted;
   return writeResponse(svc, req, created ? 201 : 200, result.version, `${created ? 'Created' : 'Updated'} ${type}/${id}`, warnings);
@@ -161,7 +173,7 @@ export async function patch(svc: Services, req: FhirRequest, type: string, id: s
     const patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
     resourceBody(svc, patched, type);
     warnings.length = 0;
-    return indexed(svc, stamp(patched, id, next.versionId, next.lastUpdated), req.baseUrl, warnings);
+    return indexed(svc, req, 'u', current, stamp(patched, id, next.versionId, next.lastUpdated), warnings);
   });
   return writeResponse(svc, req, 200, result.version, `Patched ${type}/${id}`, warnings);
 }
@@ -182,6 +194,7 @@ function deleteResponse(req: FhirRequest, result: WriteResult | undefined, messa
 export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   const result = await svc.store.write(type, id, (current) => {
     if (!current) throw notFound(`${type}/${id} is not known`);
+    checkWrite(req.access, 'd', type, id, currentIndex(svc, req, current), undefined);
     checkIfMatch(req, current, `${type}/${id}`);
     if (current.deleted) return null;
     return { resource: null, index: emptyIndex() };
@@ -219,6 +232,8 @@ export async function history(svc: Services, req: FhirRequest, type?: string, id
     if (!current) throw notFound(`${type}/${id} is not known`);
   }
   const page = await svc.store.history({ type, id, since, count, cursor });
+  // a confined token sees the versions of the resources it may see (a page may then hold fewer entries)
+  if (req.access) page.items = await visible(svc, req.access, page.items, id ? 'r' : 's');
   const self = [req.baseUrl, type, id, '_history'].filter(Boolean).join('/');
   const kept = req.query.filter(([k]) => k === '_since');
   return { status: 200, headers: {}, raw: historyBundle(req.baseUrl, self, kept, count, page) };

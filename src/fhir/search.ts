@@ -6,6 +6,7 @@ import type { Condition, Include, Scope, SearchPlan } from '../search/plan';
 import type { StoredVersion } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { searchBundle, type BundleMatch } from './bundles';
+import { requirePermission, restrictScopes, visible } from '../policy/access';
 
 const MAX_ITERATIONS = 4;
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED', display: 'subsetted' };
@@ -38,7 +39,7 @@ function typesReferencing(svc: Services, target: string): { type: string; params
 const refOf = (v: StoredVersion) => `${v.type}/${v.id}`;
 
 /** The resources _include and _revinclude add to a page, with a cap that is reported, never silent. */
-async function included(svc: Services, matches: StoredVersion[], includes: Include[]): Promise<{ resources: StoredVersion[]; capped: boolean }> {
+async function included(svc: Services, req: FhirRequest, matches: StoredVersion[], includes: Include[]): Promise<{ resources: StoredVersion[]; capped: boolean }> {
   const MAX_INCLUDED = svc.config.maxIncludes;
   const seen = new Set(matches.map(refOf));
   const out: StoredVersion[] = [];
@@ -82,8 +83,10 @@ async function included(svc: Services, matches: StoredVersion[], includes: Inclu
         take(await svc.store.referencing(sources, targets.map(refOf), MAX_INCLUDED - out.length - found.length + 1));
       }
     }
-    out.push(...found);
-    frontier = found;
+    // only what the token may see is included, or followed further
+    const shown = await visible(svc, req.access, found, 's');
+    out.push(...shown);
+    frontier = shown;
   }
   return { resources: out, capped };
 }
@@ -114,11 +117,15 @@ function shape(json: string, summary: Summary | undefined, elements: string[] | 
 
 /** Runs a plan and answers with a searchset Bundle. */
 async function answer(svc: Services, req: FhirRequest, self: string, params: [string, string][], parsed: ParsedSearch, ignored: string[]): Promise<FhirResponse> {
+  // the token's confinement (patient compartment, granular scope queries) on every scope of the plan
+  const scopes = restrictScopes(svc, req.access, parsed.plan.scopes);
+  if (scopes.length === 0) throw new FhirError(403, 'forbidden', `The token's scopes do not allow searching ${[...new Set(parsed.plan.scopes.map((s) => s.type))].slice(0, 5).join(', ')}`);
+  parsed = { ...parsed, plan: { ...parsed.plan, scopes } };
   const page = await svc.store.search(parsed.plan);
   const entries: BundleMatch[] = page.items.map((v) => ({ version: v, mode: 'match', json: shape(v.json!, parsed.summary, parsed.elements) }));
   const issues: Issue[] = ignored.map((p) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Search parameter "${p}" is not known to this server and was ignored` }));
   if (parsed.includes.length > 0 && page.items.length > 0) {
-    const inc = await included(svc, page.items, parsed.includes);
+    const inc = await included(svc, req, page.items, parsed.includes);
     entries.push(...inc.resources.map((v) => ({ version: v, mode: 'include' as const, json: v.json! })));
     if (inc.capped) issues.push({ severity: 'warning', code: 'too-costly', diagnostics: `_include/_revinclude matched more than ${svc.config.maxIncludes} resources for this page; only the first ${svc.config.maxIncludes} are included (use a smaller _count)` });
   }
@@ -170,6 +177,7 @@ export async function compartmentSearch(svc: Services, req: FhirRequest, compart
 export async function systemSearch(svc: Services, req: FhirRequest, params: [string, string][]): Promise<FhirResponse> {
   const typeParam = params.filter(([k]) => k === '_type').flatMap(([, v]) => v.split(','));
   for (const t of typeParam) if (!svc.resourceTypes.has(t)) throw badRequest(`_type: unknown resource type "${t}"`);
+  for (const t of typeParam) requirePermission(req.access, 's', t);
   const types = typeParam.length ? typeParam : [...svc.resourceTypes];
   const rest = params.filter(([k]) => k !== '_type');
   const scopes: Scope[] = [];

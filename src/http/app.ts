@@ -6,6 +6,7 @@ import { dispatch } from '../fhir/dispatch';
 import type { Logger } from '../log';
 import { FhirError, operationOutcome } from '../outcome';
 import { WriteContentionError } from '../store/types';
+import type { Auth } from '../auth';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const JSON_TYPES = new Set(['application/fhir+json', 'application/json', 'text/json']);
@@ -86,10 +87,17 @@ function sendError(res: Response, err: FhirError, pretty: boolean): void {
   send(res, { status: err.status, headers: err.headers, body: operationOutcome(err.issues) }, FHIR_JSON, pretty);
 }
 
-export function createApp(svc: Services, log: Logger): express.Express {
+/**
+ * The HTTP server. With `svc.auth` the SMART authorization server is mounted beside the FHIR base
+ * and every FHIR request but `metadata` and `.well-known/smart-configuration` needs a valid bearer
+ * token; without it, every such request is refused (401): the server is never open by default.
+ */
+export function createApp(svc: Services & { auth?: Auth }, log: Logger): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const auth = svc.auth;
+  if (auth?.trustProxy) app.set('trust proxy', true);
 
   app.use((req, res, next) => {
     const id = req.get('x-request-id')?.slice(0, 64) ?? randomUUID();
@@ -100,6 +108,21 @@ export function createApp(svc: Services, log: Logger): express.Express {
       log.info({ reqId: id, method: req.method, route: res.locals.route ?? 'other', status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 }, 'request');
     });
     next();
+  });
+
+  if (auth) {
+    app.use(new URL(auth.issuer).pathname, (req, res, next) => {
+      res.locals.route = `${req.method} /auth${req.path.startsWith('/interaction/') ? '/interaction' : req.path.startsWith('/admin/clients') ? '/admin/clients' : req.path}`;
+      next();
+    }, auth.router);
+  }
+
+  // SMART discovery: JSON whatever the Accept header says, no token needed
+  app.get('/fhir/.well-known/smart-configuration', (_req, res) => {
+    res.locals.route = 'GET /fhir/.well-known/smart-configuration';
+    if (!auth) return sendError(res, new FhirError(404, 'not-found', 'Authorization is not configured on this server'), false);
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.json(auth.smartConfiguration());
   });
 
   app.use('/fhir', express.raw({ type: () => true, limit: svc.config.bodyLimit }));
@@ -126,6 +149,10 @@ export function createApp(svc: Services, log: Logger): express.Express {
         prefer: parsePrefer(req.get('prefer')),
         baseUrl: svc.config.baseUrl ?? `${req.protocol}://${req.get('host')}/fhir`,
       };
+      if (!(path.length === 1 && path[0] === 'metadata')) {
+        if (!auth) throw new FhirError(401, 'login', 'Authorization is not configured on this server: no request can be authorized', undefined, { 'WWW-Authenticate': 'Bearer' });
+        fr.access = await auth.verify(req.get('authorization'));
+      }
       send(res, await dispatch(svc, fr), type, pretty);
     } catch (err) {
       if (err instanceof FhirError) return sendError(res, err, pretty);

@@ -34,6 +34,8 @@ export class Terminology {
   private readonly codeSystems = new Map<string, CodeSystemDef>();
   private readonly flat = new Map<string, FlatCodeSystem>();
   private readonly expansions = new Map<string, Expansion | null>();
+  /** expansions by value set reference as written (url|version) */
+  private readonly byRef = new Map<string, Expansion | undefined>();
 
   /**
    * @param partialPackages packages that are single files of a newer terminology release (older
@@ -137,7 +139,13 @@ export class Terminology {
 
   /** The expansion of a value set (cached), or undefined when the value set is not loaded. */
   expand(url: string): Expansion | undefined {
-    return this.expandInner(stripVersion(url), 0);
+    // by the reference as written (with its |version): no string splitting on the hot path
+    let e = this.byRef.get(url);
+    if (e === undefined && !this.byRef.has(url)) {
+      e = this.expandInner(stripVersion(url), 0);
+      this.byRef.set(url, e);
+    }
+    return e;
   }
 
   private expandInner(url: string, depth: number): Expansion | undefined {
@@ -207,7 +215,7 @@ export class Terminology {
     const why = exp.incomplete.get(system);
     if (why) return { result: 'unknown', reason: why };
     if (exp.unknownPart) return { result: 'unknown', reason: exp.unknownPart };
-    const vs = this.valueSets.get(stripVersion(valueSetUrl));
+    const vs = this.valueSets.get(exp.url);
     if (vs && this.partialPackages.has(vs.package) && !exp.codes.has(system)) {
       return { result: 'unknown', reason: `the local copy of ${vs.url} (version ${vs.version ?? '?'}) is an older single-file build that does not list the system ${system}` };
     }

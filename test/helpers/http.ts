@@ -1,8 +1,8 @@
-import request from 'supertest';
 import type { Express } from 'express';
+import { backendToken, registerBackend, request, useToken, anonymous } from './auth';
 import { createApp } from '../../src/http/app';
 import { createLogger } from '../../src/log';
-import type { Services } from '../../src/fhir/context';
+import type { AppServices } from '../../src/server';
 import { engines, servicesFor, type Engine } from './engines';
 import type { Config } from '../../src/config';
 
@@ -12,19 +12,28 @@ export const INS = 'urn:oid:1.2.250.1.213.1.4.8';
 
 export interface Harness {
   engine: Engine;
-  services: Services;
+  services: AppServices;
   app: Express;
+  /** the harness's access token (a backend system with system/*.cruds); `request(h.app)` sends it */
+  token: string;
   /** POST a resource and return its stored form */
   create<T extends Record<string, unknown>>(resource: T): Promise<T & { id: string; meta: { versionId: string; lastUpdated: string } }>;
 }
 
-/** Runs `suite` once per engine, each with a fresh store and the real Express app. */
+/**
+ * Runs `suite` once per engine, each with a fresh store and the real Express app. The harness
+ * registers a backend system (system/*.cruds, an ES384 key pair) and gets its token from the real
+ * token endpoint (client_credentials, private_key_jwt); `request(h.app)` sends it.
+ */
 export function eachEngine(title: string, suite: (h: Harness) => void, config: Partial<Config> = {}): void {
   describe.each(engines())(`${title} [$name]`, (engine) => {
     const h = { engine } as Harness;
     beforeAll(async () => {
       h.services = await servicesFor(engine, config);
       h.app = createApp(h.services, createLogger('silent'));
+      const client = await registerBackend(h.services, 'system/*.cruds');
+      h.token = await backendToken(h.app, client, 'system/*.cruds');
+      useToken(h.app, h.token);
       h.create = async (resource) => {
         const res = await request(h.app).post(`/fhir/${resource.resourceType}`).set('Content-Type', FHIR_JSON).send(JSON.stringify(resource));
         if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.body)}`);
@@ -49,4 +58,4 @@ export function ids(bundle: { entry?: { resource?: { id: string }; search?: { mo
   return (bundle.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource!.id);
 }
 
-export { request };
+export { request, anonymous };

@@ -1,0 +1,566 @@
+import { createHmac, randomInt, createHash, timingSafeEqual } from 'node:crypto';
+import express, { type Request, type Response, type NextFunction } from 'express';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
+import type * as OidcProviderModule from 'oidc-provider';
+import type { Config } from '../config';
+import type { Logger } from '../log';
+import { FhirError } from '../outcome';
+import { accessFromToken, forbidden, type Access } from '../policy/access';
+import { describeScope, grantable, parseScope, parseScopes } from '../policy/scopes';
+import type { ResourceStore } from '../store/types';
+import { adapterFor } from './adapter';
+import { loadEsm, native } from './esm';
+import { loadSecrets, publicJwk, type Secrets } from './keys';
+import { FileMessageSender, type MessageSender } from './messages';
+import { consentPage, errorPage, esc, loginPage, otpPage } from './pages';
+import { AccountRegistry, ClientRegistry } from './registry';
+import { proLogin } from './pro';
+
+type ProviderModule = typeof OidcProviderModule;
+type Provider = OidcProviderModule.default;
+type KoaContext = OidcProviderModule.KoaContextWithOIDC;
+
+/** Launch context of a grant: the patient the tokens are about, the signed-in user. */
+export interface LaunchContext {
+  patient?: string;
+  fhirUser?: string;
+}
+
+/** A launch issued by a professional's software for an EHR launch (`launch` parameter). */
+interface Launch {
+  patient: string;
+  issuedBy: string;
+  expiresAt: number;
+}
+
+const OTP_TTL_MS = 15 * 60 * 1000;
+const OTP_MAX_ATTEMPTS = 5;
+const ASSERTION_MAX_LIFETIME_S = 300;
+/** The signing algorithms of access tokens, ID tokens and client assertions. */
+export const SIGNING_ALGS = ['RS384', 'ES384'];
+const CLIENT_ASSERTION_ALGS = ['RS384', 'ES384', 'RS256', 'ES256', 'PS384'];
+
+export interface Auth {
+  issuer: string;
+  trustProxy: boolean;
+  fhirBase: string;
+  provider: Provider;
+  clients: ClientRegistry;
+  accounts: AccountRegistry;
+  /** Express routes under /auth: the provider, the interaction pages, the launch and admin APIs */
+  router: express.Router;
+  /** The caller of a FHIR request from its Authorization header; throws 401/403 FhirErrors. */
+  verify(authorization: string | undefined): Promise<Access>;
+  smartConfiguration(): Record<string, unknown>;
+  endpoints: { authorize: string; token: string; introspect: string; revoke: string; jwks: string; register: string; manage: string; launch: string };
+  publicJwks: { keys: JWK[] };
+}
+
+export interface AuthOptions {
+  config: Config;
+  store: ResourceStore;
+  log: Logger;
+  /** defaults to the file sender of the data directory */
+  sender?: MessageSender;
+  secrets?: Secrets;
+}
+
+/** `https://h/x/fhir` → `https://h/x/auth`: the authorization server lives beside the FHIR base. */
+export function issuerFor(fhirBase: string): string {
+  return `${fhirBase.replace(/\/fhir$/, '')}/auth`;
+}
+
+const unauthorized = (fhirBase: string, message: string, error = 'invalid_token') =>
+  new FhirError(401, 'login', message, undefined, { 'WWW-Authenticate': `Bearer realm="${fhirBase}", error="${error}", error_description="${message.replace(/"/g, "'")}"` });
+
+export async function createAuth(opts: AuthOptions): Promise<Auth> {
+  const { config, store, log } = opts;
+  if (!config.baseUrl) throw new Error('Authorization needs the public FHIR base (BASE_URL)');
+  const fhirBase = config.baseUrl;
+  const issuer = issuerFor(fhirBase);
+  const authPath = new URL(issuer).pathname;
+  const secrets = opts.secrets ?? (await loadSecrets(config.dataDir, { signingKeys: config.signingKeys, authSecret: config.authSecret }));
+  const sender = opts.sender ?? new FileMessageSender(config.dataDir);
+  const clients = new ClientRegistry(store);
+  const accounts = new AccountRegistry(store);
+  const { default: ProviderClass, errors } = loadEsm<ProviderModule>('oidc-provider');
+  const publicJwks = { keys: secrets.signingKeys.map(publicJwk) };
+  const localKeys = createLocalJWKSet(publicJwks);
+
+  const endpoints = {
+    authorize: `${issuer}/authorize`,
+    token: `${issuer}/token`,
+    introspect: `${issuer}/introspect`,
+    revoke: `${issuer}/revoke`,
+    jwks: `${issuer}/jwks`,
+    register: `${issuer}/admin/clients`,
+    manage: `${issuer}/admin/clients`,
+    launch: `${issuer}/launch`,
+  };
+
+  const contextOf = async (grantId: string | undefined): Promise<LaunchContext> => (grantId ? ((await store.getState<LaunchContext | null>(`smart:context:${grantId}`)) ?? {}) : {});
+
+  /** The SMART scopes of the request at hand, as far as the client may receive them. */
+  const requestedScopes = async (ctx: KoaContext): Promise<string | undefined> => {
+    const params = ctx.oidc.params as Record<string, string | undefined>;
+    if (ctx.oidc.route === 'token') {
+      if (params.grant_type === 'authorization_code' && params.code) return (await provider.AuthorizationCode.find(params.code, { ignoreExpiration: true }))?.scope ?? undefined;
+      if (params.grant_type === 'refresh_token' && params.refresh_token) return params.scope ?? (await provider.RefreshToken.find(params.refresh_token, { ignoreExpiration: true }))?.scope ?? undefined;
+    }
+    return params.scope;
+  };
+
+  const provider: Provider = new ProviderClass(issuer, native<Record<string, unknown>>({
+    adapter: ((Adapter) => (name: string) => new Adapter(name))(adapterFor(store, clients)) as never,
+    clients: [],
+    jwks: { keys: secrets.signingKeys as never },
+    cookies: { keys: secrets.cookieKeys },
+    async findAccount(_ctx: unknown, sub: string) {
+      return native({ accountId: sub, claims: async () => native({ sub, fhirUser: await fhirUserOf(sub) }) });
+    },
+    claims: { openid: ['sub'], fhirUser: ['fhirUser'] },
+    scopes: ['openid', 'offline_access', 'online_access', 'fhirUser', 'launch', 'launch/patient'],
+    conformIdTokenClaims: false,
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'none'],
+    enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never, idTokenSigningAlgValues: SIGNING_ALGS as never },
+    clientDefaults: { id_token_signed_response_alg: 'RS384', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'private_key_jwt' },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    extraParams: {
+      // SMART: `aud` must name this server's FHIR base, so a token is never requested for another server
+      aud(ctx: KoaContext, value: string | undefined) {
+        if (ctx.oidc.route !== 'authorization' && ctx.oidc.route !== 'resume') return;
+        if (value === undefined) throw new errors.InvalidRequest('aud is required: the FHIR base URL of this server');
+        if (value.replace(/\/+$/, '') !== fhirBase) throw new errors.InvalidRequest(`aud must be this server's FHIR base URL, ${fhirBase}`);
+      },
+      launch: null,
+    } as never,
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => fhirBase,
+        useGrantedResource: () => true,
+        async getResourceServerInfo(ctx: KoaContext, indicator: string, client: OidcProviderModule.Client) {
+          if (indicator.replace(/\/+$/, '') !== fhirBase) throw new errors.InvalidTarget(`The only resource is ${fhirBase}`);
+          const registered = (await clients.get(client.clientId))?.scope ?? '';
+          const requested = (await requestedScopes(ctx)) ?? '';
+          const { granted, refused } = grantable(requested, registered);
+          const resourceRefused = refused.filter((s) => parseScope(s));
+          // a backend asks for exactly what it needs: beyond its registration is an error, not a silent cut
+          if ((ctx.oidc.params as Record<string, string>).grant_type === 'client_credentials' && resourceRefused.length) {
+            throw new errors.InvalidScope(`requested scope is not allowed for this client: ${resourceRefused.join(' ')}`, resourceRefused[0]);
+          }
+          const scope = granted.filter((s) => parseScope(s)).join(' ');
+          return native({ scope, audience: fhirBase, accessTokenTTL: config.accessTokenTtl, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS384' } } });
+        },
+      },
+    } as never,
+    async assertJwtClientAuthClaimsAndHeader(_ctx: KoaContext, claims: Record<string, unknown>) {
+      // SMART Backend Services / RFC 7523: a short-lived assertion with a jti (replays are refused by the provider)
+      const now = Math.floor(Date.now() / 1000);
+      if (typeof claims.exp !== 'number') throw new errors.InvalidClientAuth('the client assertion needs exp');
+      if (claims.exp - now > ASSERTION_MAX_LIFETIME_S + 15) throw new errors.InvalidClientAuth(`the client assertion's exp must be at most ${ASSERTION_MAX_LIFETIME_S} seconds ahead`);
+      if (typeof claims.jti !== 'string' || !claims.jti) throw new errors.InvalidClientAuth('the client assertion needs a jti');
+    },
+    async extraTokenClaims(_ctx: KoaContext, token: { grantId?: string; kind: string }) {
+      if (!token.grantId) return undefined;
+      const c = await contextOf(token.grantId);
+      return native({ ...(c.patient ? { patient: c.patient } : {}), ...(c.fhirUser ? { fhirUser: c.fhirUser } : {}), gid: token.grantId });
+    },
+    issueRefreshToken: async (_ctx: KoaContext, client: OidcProviderModule.Client, code: { scopes: Set<string> }) =>
+      client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
+    expiresWithSession: async (_ctx: KoaContext, code: { scopes: Set<string> }) => !code.scopes.has('offline_access'),
+    rotateRefreshToken: true,
+    revokeGrantPolicy: () => true,
+    ttl: {
+      AccessToken: config.accessTokenTtl,
+      ClientCredentials: config.accessTokenTtl,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 15 * 60,
+      Session: 8 * 3600,
+      Grant: config.refreshTokenTtl,
+      RefreshToken: (_ctx: KoaContext, token: { scopes: Set<string> }) => (token.scopes.has('offline_access') ? config.refreshTokenTtl : 8 * 3600),
+    } as never,
+    interactions: { url: (_ctx: KoaContext, interaction: { uid: string }) => `${authPath}/interaction/${interaction.uid}` },
+    routes: { authorization: '/authorize', token: '/token', introspection: '/introspect', revocation: '/revoke', jwks: '/jwks' },
+    async renderError(ctx: KoaContext, out: Record<string, string>) {
+      ctx.type = 'html';
+      ctx.body = errorPage('Erreur', `${out.error}${out.error_description ? ` : ${out.error_description}` : ''}`);
+    },
+  }) as never);
+  if (config.trustProxy) provider.proxy = true;
+
+  provider.use(async (ctx: KoaContext, next: () => Promise<void>) => {
+    // OpenID Connect drops offline_access unless prompt=consent; SMART apps ask for it without
+    // prompt, and this server always shows its consent page for it: make that explicit
+    if (ctx.method === 'GET' && ctx.path === '/authorize') {
+      const q = new URLSearchParams(ctx.querystring);
+      if (!q.has('prompt') && !q.has('request') && (q.get('scope') ?? '').split(' ').includes('offline_access')) {
+        q.set('prompt', 'consent');
+        ctx.querystring = q.toString();
+      }
+    }
+    await next();
+    // SMART token responses name the launch context beside the token
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (ctx.oidc?.route === 'token' && ctx.status === 200 && body && typeof body.access_token === 'string') {
+      const claims = decodeJwt(body.access_token);
+      // SMART: the response's scope names every granted scope, the OpenID ones (openid, fhirUser, launch/patient, offline_access) too
+      const entities = ctx.oidc.entities as { AuthorizationCode?: { scopes: Set<string> }; RefreshToken?: { scopes: Set<string> }; Grant?: { getOIDCScopeFiltered(s: Set<string>): string } };
+      const source = entities.AuthorizationCode ?? entities.RefreshToken;
+      if (source && entities.Grant) {
+        const oidcScopes = entities.Grant.getOIDCScopeFiltered(source.scopes).split(' ').filter(Boolean);
+        if (typeof body.refresh_token === 'string' && !oidcScopes.includes('offline_access') && source.scopes.has('offline_access')) oidcScopes.push('offline_access');
+        body.scope = [...new Set([...oidcScopes, ...String(body.scope ?? '').split(' ').filter(Boolean)])].join(' ');
+      }
+      if (typeof claims.patient === 'string') {
+        body.patient = claims.patient;
+        body.need_patient_banner = true;
+      }
+    }
+  });
+  provider.on('server_error', (_ctx: unknown, err: Error) => (process.env.DEBUG_AUTH ? console.error(err) : 0, log.error)({ err: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, 'authorization server error'));
+
+  async function fhirUserOf(sub: string): Promise<string | undefined> {
+    if (sub.startsWith('patient:')) {
+      const a = await accounts.get(sub.slice('patient:'.length));
+      return a ? `Patient/${a.patientId}` : undefined;
+    }
+    if (sub.startsWith('practitioner:')) return `Practitioner/${sub.slice('practitioner:'.length)}`;
+    return undefined;
+  }
+
+  // ---- the resource server's check of a bearer token ----
+  async function verify(authorization: string | undefined): Promise<Access> {
+    if (!authorization) throw unauthorized(fhirBase, 'This request needs an access token (Authorization: Bearer ...)', 'invalid_request');
+    const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)$/i.exec(authorization.trim());
+    if (!m) throw unauthorized(fhirBase, 'The Authorization header must be "Bearer <access token>"', 'invalid_request');
+    let claims: Record<string, unknown>;
+    try {
+      ({ payload: claims } = await jwtVerify(m[1], localKeys, { issuer, audience: fhirBase, algorithms: SIGNING_ALGS, requiredClaims: ['exp', 'iat', 'jti', 'client_id'], clockTolerance: 5 }));
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      throw unauthorized(fhirBase, code === 'ERR_JWT_EXPIRED' ? 'The access token has expired' : 'The access token is not valid for this server');
+    }
+    if (typeof claims.client_id !== 'string') throw unauthorized(fhirBase, 'The access token names no client');
+    const client = await clients.get(claims.client_id);
+    if (!client || client.status !== 'referenced') throw unauthorized(fhirBase, 'The client of this access token is suspended or unknown');
+    // tokens of a revoked grant (code reuse, refresh token revoked or reused) stop at once
+    if (typeof claims.gid === 'string' && !(await provider.Grant.find(claims.gid))) throw unauthorized(fhirBase, 'The access token has been revoked');
+    return accessFromToken(claims as never);
+  }
+
+  function smartConfiguration(): Record<string, unknown> {
+    return {
+      issuer,
+      jwks_uri: endpoints.jwks,
+      authorization_endpoint: endpoints.authorize,
+      token_endpoint: endpoints.token,
+      introspection_endpoint: endpoints.introspect,
+      revocation_endpoint: endpoints.revoke,
+      registration_endpoint: endpoints.register,
+      management_endpoint: endpoints.manage,
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
+      token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'none'],
+      token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
+      id_token_signing_alg_values_supported: SIGNING_ALGS,
+      scopes_supported: ['openid', 'fhirUser', 'launch', 'launch/patient', 'offline_access', 'online_access', 'patient/*.cruds', 'patient/*.rs', 'patient/*.read', 'user/*.cruds', 'user/*.rs', 'user/*.read', 'user/*.write', 'system/*.cruds', 'system/*.rs', 'system/*.read'],
+      capabilities: [
+        'launch-standalone',
+        'launch-ehr',
+        'client-public',
+        'client-confidential-symmetric',
+        'client-confidential-asymmetric',
+        'context-standalone-patient',
+        'context-ehr-patient',
+        'permission-patient',
+        'permission-user',
+        'permission-offline',
+        'permission-online',
+        'permission-v1',
+        'permission-v2',
+        'sso-openid-connect',
+      ],
+    };
+  }
+
+  // ---- the interaction pages: login, one-time code, consent ----
+  const csrfFor = (uid: string) => createHmac('sha256', secrets.cookieKeys[0]).update(`csrf:${uid}`).digest('base64url');
+  const csrfOk = (uid: string, token: unknown) => {
+    if (typeof token !== 'string') return false;
+    const a = Buffer.from(token);
+    const b = Buffer.from(csrfFor(uid));
+    return a.length === b.length && timingSafeEqual(a, b);
+  };
+  const otpKey = (uid: string) => `auth:otp:${uid}`;
+  const otpHash = (uid: string, code: string) => createHash('sha256').update(`${secrets.cookieKeys[0]}:${uid}:${code}`).digest('base64url');
+  const mask = (to: string) => (to.includes('@') ? to.replace(/^(.).*(@.*)$/, '$1•••$2') : to.replace(/.(?=.{2})/g, '•'));
+  const html = (res: Response, status: number, body: string) => {
+    res.status(status).set({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'" });
+    res.send(body);
+  };
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '20kb' });
+  const pro = config.proOidc ? proLogin(config, secrets, issuer) : undefined;
+
+  const details = async (req: Request, res: Response) => provider.interactionDetails(req, res);
+  const clientName = async (clientId: string) => (await clients.get(clientId))?.name ?? clientId;
+
+  router.get('/interaction/:uid', async (req, res, next) => {
+    try {
+      const d = await details(req, res);
+      const uid = d.uid;
+      const action = `${authPath}/interaction/${uid}`;
+      const name = await clientName(String(d.params.client_id));
+      if (d.prompt.name === 'login') {
+        return html(res, 200, loginPage({ action: `${action}/login`, csrf: csrfFor(uid), clientName: name, proLoginUrl: pro ? `${action}/pro` : undefined }));
+      }
+      return html(res, 200, await consentHtml(d, name));
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  async function consentHtml(d: Awaited<ReturnType<Provider['interactionDetails']>>, name: string): Promise<string> {
+    const details = d.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const oidc = details.missingOIDCScope ?? [];
+    const resource = Object.values(details.missingResourceScopes ?? {}).flat();
+    const sub = d.session?.accountId ?? '';
+    const who = (await fhirUserOf(sub)) ?? sub;
+    const scopes = [...oidc, ...resource].map((value) => ({ value, label: describeScope(value), required: value === 'openid' || value === 'launch' || value === 'launch/patient' }));
+    return consentPage({ action: `${authPath}/interaction/${d.uid}/consent`, csrf: csrfFor(d.uid), clientName: name, who, scopes });
+  }
+
+  router.post('/interaction/:uid/login', form, async (req, res, next) => {
+    try {
+      const d = await details(req, res);
+      if (d.prompt.name !== 'login' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.'));
+      const login = String(req.body.login ?? '').trim();
+      const { account, locked } = await accounts.authenticate(login, String(req.body.password ?? ''));
+      const action = `${authPath}/interaction/${d.uid}`;
+      const name = await clientName(String(d.params.client_id));
+      if (!account) {
+        const error = locked ? 'Trop de tentatives : votre compte est bloqué pendant 15 minutes.' : 'Identifiant ou mot de passe incorrect.';
+        return html(res, 401, loginPage({ action: `${action}/login`, csrf: csrfFor(d.uid), clientName: name, error, login, proLoginUrl: pro ? `${action}/pro` : undefined }));
+      }
+      const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+      await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt: Date.now() + OTP_TTL_MS, attempts: 0 });
+      await sender.send({ channel: account.channel, to: account.to, subject: 'Votre code de connexion à votre espace santé', text: `Votre code de connexion : ${code}. Il est valable 15 minutes et ne sert qu'une fois. Ne le communiquez à personne.` });
+      return html(res, 200, otpPage({ action: `${action}/otp`, csrf: csrfFor(d.uid), channel: account.channel, masked: mask(account.to) }));
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  router.post('/interaction/:uid/otp', form, async (req, res, next) => {
+    try {
+      const d = await details(req, res);
+      if (d.prompt.name !== 'login' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.'));
+      const pending = await store.getState<{ login: string; hash: string; expiresAt: number; attempts: number } | null>(otpKey(d.uid));
+      const action = `${authPath}/interaction/${d.uid}`;
+      const name = await clientName(String(d.params.client_id));
+      const restart = (error: string) => html(res, 401, loginPage({ action: `${action}/login`, csrf: csrfFor(d.uid), clientName: name, error, proLoginUrl: pro ? `${action}/pro` : undefined }));
+      if (!pending || pending.expiresAt <= Date.now()) {
+        await store.setState(otpKey(d.uid), null);
+        return restart('Le code a expiré. Connectez-vous à nouveau pour recevoir un nouveau code.');
+      }
+      const code = String(req.body.code ?? '').trim();
+      const a = Buffer.from(otpHash(d.uid, code));
+      const b = Buffer.from(pending.hash);
+      if (!/^\d{6}$/.test(code) || !timingSafeEqual(a, b)) {
+        const attempts = pending.attempts + 1;
+        if (attempts >= OTP_MAX_ATTEMPTS) {
+          await store.setState(otpKey(d.uid), null);
+          return restart('Trop de codes incorrects. Connectez-vous à nouveau pour recevoir un nouveau code.');
+        }
+        await store.setState(otpKey(d.uid), { ...pending, attempts });
+        const account = await accounts.get(pending.login);
+        return html(res, 401, otpPage({ action: `${action}/otp`, csrf: csrfFor(d.uid), channel: account?.channel ?? 'email', masked: mask(account?.to ?? ''), error: `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - attempts} essai(s).` }));
+      }
+      await store.setState(otpKey(d.uid), null); // usable once
+      await provider.interactionFinished(req, res, native({ login: { accountId: `patient:${pending.login}` } }), { mergeWithLastSubmission: false });
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  router.post('/interaction/:uid/consent', form, async (req, res, next) => {
+    try {
+      const d = await details(req, res);
+      if (d.prompt.name !== 'consent' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez depuis l’application.'));
+      if (req.body.decision !== 'allow') {
+        return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'The user refused the access' }), { mergeWithLastSubmission: false });
+      }
+      const accountId = d.session!.accountId;
+      const chosen = new Set<string>(([] as string[]).concat(req.body.scope ?? []));
+      const detailsOf = d.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const grant = d.grantId ? (await provider.Grant.find(d.grantId))! : new provider.Grant(native({ accountId, clientId: String(d.params.client_id) }));
+      const oidc = detailsOf.missingOIDCScope ?? [];
+      grant.addOIDCScope(oidc.filter((s) => chosen.has(s) || s === 'openid'));
+      const refusedOidc = oidc.filter((s) => !chosen.has(s) && s !== 'openid');
+      if (refusedOidc.length) grant.rejectOIDCScope(refusedOidc);
+      if (detailsOf.missingOIDCClaims) grant.addOIDCClaims(detailsOf.missingOIDCClaims);
+      for (const [resource, scopes] of Object.entries(detailsOf.missingResourceScopes ?? {})) {
+        const ok = scopes.filter((s) => chosen.has(s));
+        if (ok.length) grant.addResourceScope(resource, ok);
+        const refused = scopes.filter((s) => !chosen.has(s));
+        if (refused.length) grant.rejectResourceScope(resource, refused);
+      }
+      const grantId = await grant.save();
+      // the launch context of the tokens of this grant
+      const context: LaunchContext = { fhirUser: await fhirUserOf(accountId) };
+      if (accountId.startsWith('patient:')) context.patient = context.fhirUser?.slice('Patient/'.length);
+      const launchId = (d.params as Record<string, unknown>).launch;
+      if (typeof launchId === 'string') {
+        const launch = await store.getState<Launch | null>(`smart:launch:${launchId}`);
+        if (!launch || launch.expiresAt < Date.now()) return provider.interactionFinished(req, res, native({ error: 'invalid_request', error_description: 'The launch is unknown or has expired' }), { mergeWithLastSubmission: false });
+        context.patient = launch.patient;
+      }
+      await store.setState(`smart:context:${grantId}`, context);
+      await provider.interactionFinished(req, res, native({ consent: { grantId } }), { mergeWithLastSubmission: true });
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  if (pro) {
+    router.use(pro.middleware);
+    router.get('/interaction/:uid/pro', async (req, res, next) => {
+      try {
+        const d = await details(req, res);
+        if (d.prompt.name !== 'login') return res.redirect(`${authPath}/interaction/${d.uid}`);
+        if (!req.oidc?.isAuthenticated()) return res.oidc.login({ returnTo: `${authPath}/interaction/${d.uid}/pro` });
+        const rpps = pro.rppsOf(req.oidc.user ?? {});
+        const practitioner = rpps ? await findPractitioner(rpps) : undefined;
+        if (!practitioner) return html(res, 403, errorPage('Accès refusé', 'Votre identité de professionnel de santé (RPPS) ne correspond à aucun professionnel connu de ce serveur.'));
+        await provider.interactionFinished(req, res, native({ login: { accountId: `practitioner:${practitioner}` } }), { mergeWithLastSubmission: false });
+      } catch (e) {
+        next(e);
+      }
+    });
+  }
+
+  /** The Practitioner whose FR Core RPPS identifier is `rpps`. */
+  async function findPractitioner(rpps: string): Promise<string | undefined> {
+    const keys = RPPS_SYSTEMS.map((s) => `${s}|${rpps}`);
+    const page = await store.search({ scopes: [{ type: 'Practitioner', conditions: [{ kind: 'key', param: 'identifier', keys }] }], sort: [], count: 2, total: 'none' });
+    return page.items.length === 1 ? page.items[0].id : undefined;
+  }
+
+  // ---- EHR launch: a professional's software issues a launch for a patient ----
+  router.post('/launch', express.json({ limit: '10kb' }), async (req, res) => {
+    try {
+      const access = await verify(req.get('authorization'));
+      const patient = (req.body as { patient?: unknown })?.patient;
+      if (typeof patient !== 'string' || !/^[A-Za-z0-9\-.]{1,64}$/.test(patient)) return res.status(400).json({ error: 'invalid_request', error_description: 'patient: the id of a Patient' });
+      if (!access.scopes.some((s) => s.context === 'user' || s.context === 'system')) throw forbidden('An EHR launch is issued by a professional (user/ scopes) or a system');
+      const id = createHash('sha256').update(`${Math.random()}${Date.now()}${secrets.cookieKeys[0]}`).digest('base64url').slice(0, 32);
+      await store.setState(`smart:launch:${id}`, { patient, issuedBy: access.clientId, expiresAt: Date.now() + 5 * 60 * 1000 } satisfies Launch);
+      res.status(201).json({ launch: id, expires_in: 300 });
+    } catch (e) {
+      if (e instanceof FhirError) return res.status(e.status).set(e.headers).json({ error: e.status === 401 ? 'invalid_token' : 'insufficient_scope', error_description: e.message });
+      throw e;
+    }
+  });
+
+  // ---- admin API: the client registry, for a system/*.cruds token (the administrator's) ----
+  const admin = async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const access = await verify(req.get('authorization'));
+      if (!access.scopes.some((s) => s.context === 'system' && s.type === '*' && s.permissions.size === 5)) throw forbidden('The client registry is managed with a system/*.cruds token');
+      next();
+    } catch (e) {
+      if (e instanceof FhirError) return res.status(e.status).set(e.headers).json({ error: e.status === 401 ? 'invalid_token' : 'insufficient_scope', error_description: e.message });
+      next(e);
+    }
+  };
+  const shown = (c: Awaited<ReturnType<ClientRegistry['get']>>) => {
+    if (!c) return c;
+    const { secret, ...rest } = c;
+    void secret;
+    return rest;
+  };
+  router.get('/admin/clients', admin, async (_req, res) => res.json((await clients.list()).map(shown)));
+  router.get('/admin/clients/:id', admin, async (req, res) => {
+    const c = await clients.get(String(req.params.id));
+    return c ? res.json(shown(c)) : res.status(404).json({ error: 'not_found' });
+  });
+  router.post('/admin/clients', admin, express.json({ limit: '100kb' }), async (req, res) => {
+    const b = req.body as Record<string, unknown>;
+    try {
+      const c = await clients.add({
+        clientId: String(b.client_id ?? ''),
+        name: String(b.client_name ?? b.client_id ?? ''),
+        kind: (b.kind as never) ?? 'patient-app',
+        redirectUris: (b.redirect_uris as string[]) ?? [],
+        scope: String(b.scope ?? ''),
+        authMethod: (b.token_endpoint_auth_method as never) ?? 'none',
+        jwks: b.jwks as never,
+        jwksUri: b.jwks_uri as string | undefined,
+      });
+      res.status(201).json({ ...shown(c), ...(c.secret ? { client_secret: c.secret } : {}) });
+    } catch (e) {
+      res.status(400).json({ error: 'invalid_client_metadata', error_description: (e as Error).message });
+    }
+  });
+  router.post('/admin/clients/:id/:action', admin, async (req, res) => {
+    const action = req.params.action;
+    if (action !== 'suspend' && action !== 'reference') return res.status(404).json({ error: 'not_found' });
+    try {
+      res.json(shown(await clients.setStatus(String(req.params.id), action === 'suspend' ? 'suspended' : 'referenced')));
+    } catch (e) {
+      res.status(404).json({ error: 'not_found', error_description: (e as Error).message });
+    }
+  });
+
+  // RFC 7662 for the JWT access tokens (oidc-provider introspects only its opaque tokens, the
+  // refresh tokens, which go on to it): the caller authenticates with a bearer token of its own
+  router.post('/introspect', form, async (req, res, next) => {
+    const t = typeof req.body?.token === 'string' ? req.body.token : '';
+    if (t.split('.').length !== 3) return next();
+    try {
+      await verify(req.get('authorization'));
+    } catch (e) {
+      if (!(e instanceof FhirError) || e.status !== 401) return next(e);
+      return res.status(401).set('WWW-Authenticate', 'Bearer').set('Cache-Control', 'no-store').json({ error: 'invalid_client', error_description: 'Introspection of access tokens needs an access token in the Authorization header' });
+    }
+    res.set('Cache-Control', 'no-store');
+    try {
+      const a = await verify(`Bearer ${t}`);
+      const c = decodeJwt(t);
+      return res.json({ active: true, token_type: 'Bearer', scope: a.scope, client_id: a.clientId, sub: c.sub, iss: c.iss, aud: c.aud, exp: c.exp, iat: c.iat, jti: c.jti, ...(a.patient ? { patient: a.patient } : {}), ...(a.fhirUser ? { fhirUser: a.fhirUser } : {}) });
+    } catch {
+      return res.json({ active: false });
+    }
+  });
+
+  // the protocol endpoints themselves
+  const callback = provider.callback();
+  router.use((req, res, next) => {
+    Promise.resolve(callback(req, res)).catch(next);
+  });
+  router.use((err: Error, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const name = (err as { name?: string }).name;
+    if (name === 'SessionNotFound' || name === 'InvalidRequest') return html(res, 400, errorPage('Session expirée', 'Cette page de connexion a expiré. Recommencez depuis l’application.'));
+    log.error({ err: name, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, 'authorization page failed');
+    return html(res, 500, errorPage('Erreur', 'Une erreur est survenue. Réessayez plus tard.'));
+  });
+
+  void esc;
+  void parseScopes;
+  return { issuer, trustProxy: config.trustProxy, fhirBase, provider, clients, accounts, router, verify, smartConfiguration, endpoints, publicJwks };
+}
+
+/** FR Core's RPPS identifier system, and the national one (urn:oid:1.2.250.1.71.4.2.1 is the ADELI/RPPS OID). */
+export const RPPS_SYSTEMS = ['https://rpps.esante.gouv.fr', 'urn:oid:1.2.250.1.71.4.2.1'];

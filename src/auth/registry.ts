@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto';
+import { hash, verify } from '@node-rs/argon2';
+import type { JWK } from 'jose';
+import type { ResourceStore } from '../store/types';
+import { parseScope, NON_RESOURCE_SCOPES } from '../policy/scopes';
+
+/**
+ * The client registry (the catalogue of apps and systems) and the patients' local accounts, kept
+ * as server-owned state in the store (ResourceStore getState/setState), so the server and the CLI
+ * share them whatever the engine.
+ */
+export type ClientKind = 'patient-app' | 'professional' | 'backend';
+export type ClientStatus = 'referenced' | 'suspended';
+export type ClientAuthMethod = 'private_key_jwt' | 'client_secret_basic' | 'none';
+
+export interface RegisteredClient {
+  clientId: string;
+  name: string;
+  kind: ClientKind;
+  status: ClientStatus;
+  redirectUris: string[];
+  /** the scopes the client may ever receive (a ceiling; users approve a subset) */
+  scope: string;
+  authMethod: ClientAuthMethod;
+  jwks?: { keys: JWK[] };
+  jwksUri?: string;
+  /** for client_secret_basic only; stored in the store's state, never in the repository or the logs */
+  secret?: string;
+  createdAt: string;
+}
+
+const CLIENT = (id: string) => `auth:client:${id}`;
+const CLIENTS = 'auth:clients';
+
+export class ClientRegistry {
+  constructor(private readonly store: ResourceStore) {}
+
+  async get(clientId: string): Promise<RegisteredClient | undefined> {
+    const c = await this.store.getState<RegisteredClient | null>(CLIENT(clientId));
+    return c ?? undefined;
+  }
+
+  async list(): Promise<RegisteredClient[]> {
+    const ids = (await this.store.getState<string[]>(CLIENTS)) ?? [];
+    const out: RegisteredClient[] = [];
+    for (const id of ids) {
+      const c = await this.get(id);
+      if (c) out.push(c);
+    }
+    return out;
+  }
+
+  async add(input: Omit<RegisteredClient, 'createdAt' | 'status' | 'secret'> & { status?: ClientStatus; secret?: string }): Promise<RegisteredClient> {
+    validateClient(input);
+    if (await this.get(input.clientId)) throw new Error(`The client ${input.clientId} already exists`);
+    const client: RegisteredClient = {
+      ...input,
+      status: input.status ?? 'referenced',
+      createdAt: new Date().toISOString(),
+      ...(input.authMethod === 'client_secret_basic' ? { secret: input.secret ?? randomBytes(32).toString('base64url') } : {}),
+    };
+    await this.store.setState(CLIENT(client.clientId), client);
+    const ids = (await this.store.getState<string[]>(CLIENTS)) ?? [];
+    await this.store.setState(CLIENTS, [...ids.filter((i) => i !== client.clientId), client.clientId]);
+    return client;
+  }
+
+  async setStatus(clientId: string, status: ClientStatus): Promise<RegisteredClient> {
+    const c = await this.get(clientId);
+    if (!c) throw new Error(`No client ${clientId}`);
+    const updated = { ...c, status };
+    await this.store.setState(CLIENT(clientId), updated);
+    return updated;
+  }
+}
+
+export function validateClient(c: Pick<RegisteredClient, 'clientId' | 'kind' | 'redirectUris' | 'scope' | 'authMethod' | 'jwks' | 'jwksUri'>): void {
+  if (!/^[A-Za-z0-9._~-]{1,100}$/.test(c.clientId)) throw new Error('client id: 1 to 100 characters among letters, digits and . _ ~ -');
+  for (const s of c.scope.split(/\s+/).filter(Boolean)) {
+    if (!parseScope(s) && !NON_RESOURCE_SCOPES.includes(s)) throw new Error(`Unknown scope "${s}"`);
+  }
+  const contexts = new Set(c.scope.split(/\s+/).map((s) => parseScope(s)?.context).filter(Boolean));
+  if (c.kind === 'backend') {
+    if ([...contexts].some((x) => x !== 'system')) throw new Error('A backend system gets system/ scopes only');
+    if (c.redirectUris.length) throw new Error('A backend system has no redirect URI');
+  } else {
+    if (contexts.has('system')) throw new Error('Only backend systems get system/ scopes');
+    if (c.kind === 'patient-app' && contexts.has('user')) throw new Error('A patient app gets patient/ scopes, not user/ scopes');
+    if (c.redirectUris.length === 0) throw new Error('An app needs at least one redirect URI');
+    for (const u of c.redirectUris) {
+      const url = URL.parse(u);
+      if (!url || url.hash) throw new Error(`Invalid redirect URI ${u}`);
+      if (url.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) throw new Error(`Redirect URIs use https (http only on loopback): ${u}`);
+    }
+  }
+  if (c.authMethod === 'private_key_jwt' && !c.jwks && !c.jwksUri) throw new Error('private_key_jwt needs a JWKS or a JWKS URL');
+  if (c.kind === 'backend' && c.authMethod === 'none') throw new Error('A backend system authenticates (private_key_jwt or client_secret_basic)');
+}
+
+/** Password rule of local accounts: at least 8 characters with an upper case letter, a lower case letter, a digit and a special character. */
+export function passwordProblem(password: string): string | undefined {
+  if (password.length < 8) return 'au moins 8 caractères';
+  if (!/[A-Z]/.test(password)) return 'au moins une lettre majuscule';
+  if (!/[a-z]/.test(password)) return 'au moins une lettre minuscule';
+  if (!/[0-9]/.test(password)) return 'au moins un chiffre';
+  if (!/[^A-Za-z0-9]/.test(password)) return 'au moins un caractère spécial';
+  return undefined;
+}
+
+export interface PatientAccount {
+  login: string;
+  passwordHash: string;
+  /** the Patient resource the account is linked to */
+  patientId: string;
+  /** where one-time codes go */
+  channel: 'email' | 'sms';
+  to: string;
+  failedLogins: number;
+  lockedUntil?: number;
+  createdAt: string;
+}
+
+const ACCOUNT = (login: string) => `auth:account:${login.toLowerCase()}`;
+/** after this many wrong passwords in a row, the account is locked for LOCK_MS */
+export const MAX_FAILED_LOGINS = 5;
+const LOCK_MS = 15 * 60 * 1000;
+
+export class AccountRegistry {
+  constructor(private readonly store: ResourceStore) {}
+
+  async get(login: string): Promise<PatientAccount | undefined> {
+    return (await this.store.getState<PatientAccount | null>(ACCOUNT(login))) ?? undefined;
+  }
+
+  async add(input: { login: string; password: string; patientId: string; channel: 'email' | 'sms'; to: string }): Promise<PatientAccount> {
+    if (!/^[A-Za-z0-9._@+-]{3,100}$/.test(input.login)) throw new Error('login: 3 to 100 characters among letters, digits and . _ @ + -');
+    const problem = passwordProblem(input.password);
+    if (problem) throw new Error(`The password needs ${problem}`);
+    if (await this.get(input.login)) throw new Error(`The account ${input.login} already exists`);
+    const account: PatientAccount = {
+      login: input.login,
+      passwordHash: await hash(input.password),
+      patientId: input.patientId,
+      channel: input.channel,
+      to: input.to,
+      failedLogins: 0,
+      createdAt: new Date().toISOString(),
+    };
+    await this.store.setState(ACCOUNT(input.login), account);
+    return account;
+  }
+
+  /** The account when the password is right; undefined otherwise (unknown login, wrong password, locked). */
+  async authenticate(login: string, password: string): Promise<{ account?: PatientAccount; locked?: boolean }> {
+    const account = await this.get(login);
+    if (!account) {
+      await hash(password); // the same time as a real check
+      return {};
+    }
+    if (account.lockedUntil && account.lockedUntil > Date.now()) return { locked: true };
+    if (await verify(account.passwordHash, password)) {
+      if (account.failedLogins) await this.store.setState(ACCOUNT(login), { ...account, failedLogins: 0, lockedUntil: undefined });
+      return { account };
+    }
+    const failedLogins = account.failedLogins + 1;
+    const lockedUntil = failedLogins >= MAX_FAILED_LOGINS ? Date.now() + LOCK_MS : undefined;
+    await this.store.setState(ACCOUNT(login), { ...account, failedLogins: lockedUntil ? 0 : failedLogins, lockedUntil });
+    return { locked: lockedUntil !== undefined };
+  }
+}

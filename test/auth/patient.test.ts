@@ -1,0 +1,216 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { decodeJwt } from 'jose';
+import { eachEngine, FHIR_JSON, ids, anonymous } from '../helpers/http';
+import { HOST } from '../helpers/auth';
+import { authorizeThroughForms, exchangeCode, FHIR_BASE, pkce } from '../helpers/smart';
+
+/** A catalogue app acting for a patient: standalone launch through the real pages, then patient/ scopes confine every interaction. */
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-patient-'));
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const PASSWORD = 'Motdepasse1!';
+
+eachEngine(
+  'patient/ scopes (standalone launch)',
+  (h) => {
+    let A: string, B: string, obsA1: string, obsA2: string, obsB: string, obsA3: string;
+    const flow = (scope: string, extra: Partial<Parameters<typeof authorizeThroughForms>[1]> = {}) =>
+      authorizeThroughForms(h.app, { clientId: 'glycemie', redirectUri: REDIRECT, scope, login: 'helene', password: PASSWORD, to: 'helene@example.fr', dataDir, ...extra });
+    const tokenFor = async (scope: string, untick?: string[]) => {
+      const { verifier, challenge } = pkce();
+      const back = await flow(scope, { challenge, untick });
+      const res = await exchangeCode(h.app, { code: back.searchParams.get('code')!, clientId: 'glycemie', redirectUri: REDIRECT, verifier });
+      expect(res.status).toBe(200);
+      return res.body as { access_token: string; refresh_token?: string; patient?: string; scope: string; id_token?: string };
+    };
+    const as = (token: string) => ({
+      get: (p: string) => anonymous(h.app).get(p).set('Authorization', `Bearer ${token}`),
+      post: (p: string, body: unknown) => anonymous(h.app).post(p).set('Authorization', `Bearer ${token}`).set('Content-Type', FHIR_JSON).send(JSON.stringify(body)),
+      delete: (p: string) => anonymous(h.app).delete(p).set('Authorization', `Bearer ${token}`),
+      put: (p: string, body: unknown) => anonymous(h.app).put(p).set('Authorization', `Bearer ${token}`).set('Content-Type', FHIR_JSON).send(JSON.stringify(body)),
+    });
+    const obs = (patient: string, category: string, extra: Record<string, unknown> = {}) => ({
+      resourceType: 'Observation',
+      status: 'final',
+      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: category }] }],
+      code: { text: 'glycémie' },
+      subject: { reference: `Patient/${patient}` },
+      ...extra,
+    });
+
+    beforeAll(async () => {
+      A = (await h.create({ resourceType: 'Patient', name: [{ family: 'Lefèvre', given: ['Hélène'] }] })).id;
+      B = (await h.create({ resourceType: 'Patient', name: [{ family: 'Autre', given: ['Bernard'] }] })).id;
+      obsA1 = (await h.create(obs(A, 'vital-signs'))).id;
+      obsA2 = (await h.create(obs(A, 'laboratory'))).id;
+      obsB = (await h.create(obs(B, 'vital-signs'))).id;
+      obsA3 = (await h.create(obs(A, 'vital-signs', { performer: [{ reference: `Patient/${B}` }] }))).id;
+      await h.services.auth!.accounts.add({ login: 'helene', password: PASSWORD, patientId: A, channel: 'email', to: 'helene@example.fr' });
+      await h.services.auth!.clients.add({
+        clientId: 'glycemie',
+        name: 'Carnet de glycémie',
+        kind: 'patient-app',
+        redirectUris: [REDIRECT],
+        scope: 'openid fhirUser launch/patient offline_access patient/*.cruds',
+        authMethod: 'none',
+      });
+      await h.services.auth!.clients.add({ clientId: 'lecture-obs', name: 'Lecture', kind: 'patient-app', redirectUris: [REDIRECT], scope: 'openid launch/patient patient/Observation.rs', authMethod: 'none' });
+    });
+
+    test('standalone launch: code with PKCE, token with the patient context, refresh, reads of the own record', async () => {
+      const t = await tokenFor('openid fhirUser launch/patient offline_access patient/*.rs');
+      expect(t.patient).toBe(A);
+      expect(t.scope.split(' ').sort()).toEqual(['fhirUser', 'launch/patient', 'offline_access', 'openid', 'patient/*.rs']);
+      const claims = decodeJwt(t.access_token);
+      expect(claims).toMatchObject({ aud: FHIR_BASE, patient: A, client_id: 'glycemie', scope: expect.stringContaining('patient/*.rs') });
+      expect(decodeJwt(t.id_token!).fhirUser).toBe(`Patient/${A}`);
+      expect((await as(t.access_token).get(`/fhir/Patient/${A}`)).status).toBe(200);
+      const refreshed = await anonymous(h.app).post('/auth/token').set('Host', HOST).type('form').send({ grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: 'glycemie' });
+      expect(refreshed.status).toBe(200);
+      expect(refreshed.body.patient).toBe(A);
+      expect((await as(refreshed.body.access_token).get(`/fhir/Observation/${obsA1}`)).status).toBe(200);
+    });
+
+    test('a patient/ token cannot reach another patient: read, search, _include, _revinclude, history, $everything', async () => {
+      const t = (await tokenFor('openid launch/patient patient/*.rs')).access_token;
+      const c = as(t);
+      expect((await c.get(`/fhir/Patient/${B}`)).status).toBe(404);
+      expect((await c.get(`/fhir/Observation/${obsB}`)).status).toBe(404);
+      expect((await c.get(`/fhir/Observation/${obsB}/_history/1`)).status).toBe(404);
+      expect((await c.get(`/fhir/Observation/${obsB}/_history`)).status).toBe(404);
+      expect((await c.get(`/fhir/Patient/${B}/$everything`)).status).toBe(404);
+      expect(ids((await c.get(`/fhir/Observation?subject=Patient/${B}`)).body)).toEqual([]);
+      expect(ids((await c.get(`/fhir/Patient?_id=${A},${B}`)).body)).toEqual([A]);
+      expect(ids((await c.get('/fhir/Observation?_count=50')).body).sort()).toEqual([obsA1, obsA2, obsA3].sort());
+      // only what is also in the patient's own compartment (obsA3 names B as performer, A as subject)
+      expect(ids((await c.get(`/fhir/Patient/${B}/Observation`)).body)).toEqual([obsA3]);
+      // _include through a reference to the other patient (performer) leaves them out
+      const inc = (await c.get(`/fhir/Observation?_id=${obsA3}&_include=Observation:performer&_include=Observation:subject`)).body;
+      const included = inc.entry.filter((e: { search: { mode: string } }) => e.search.mode === 'include').map((e: { resource: { id: string } }) => e.resource.id);
+      expect(included).toEqual([A]);
+      const rev = (await c.get(`/fhir/Patient?_id=${A},${B}&_revinclude=Observation:subject`)).body;
+      expect(rev.entry.map((e: { resource: { id: string } }) => e.resource.id).sort()).toEqual([A, obsA1, obsA2, obsA3].sort());
+      // history: type and system levels hold the patient's resources only
+      const typeHistory = (await c.get('/fhir/Observation/_history?_count=100')).body;
+      expect(typeHistory.entry.map((e: { resource: { id: string } }) => e.resource.id).sort()).toEqual([obsA1, obsA2, obsA3].sort());
+      const all = (await c.get('/fhir/_history?_count=100')).body;
+      expect(all.entry.map((e: { resource: { id: string } }) => e.resource.id)).not.toContain(obsB);
+      expect(all.entry.map((e: { resource: { id: string } }) => e.resource.id)).not.toContain(B);
+      const everything = (await c.get(`/fhir/Patient/${A}/$everything`)).body;
+      expect(everything.entry.map((e: { resource: { id: string } }) => e.resource.id)).not.toContain(obsB);
+      // system search
+      const sys = (await c.get('/fhir?_count=100')).body;
+      expect(sys.entry.map((e: { resource: { id: string } }) => e.resource.id)).not.toContain(B);
+      // writes need write scopes: 403 with an OperationOutcome
+      const write = await c.post('/fhir/Observation', obs(A, 'vital-signs'));
+      expect(write.status).toBe(403);
+      expect(write.body.resourceType).toBe('OperationOutcome');
+    });
+
+    test('a patient/ token writes only in its compartment, including in a transaction or a batch', async () => {
+      const c = as((await tokenFor('openid launch/patient patient/*.cruds')).access_token);
+      expect((await c.post('/fhir/Observation', obs(A, 'vital-signs'))).status).toBe(201);
+      expect((await c.post('/fhir/Observation', obs(B, 'vital-signs'))).status).toBe(403);
+      expect((await c.put(`/fhir/Observation/${obsB}`, { ...obs(A, 'vital-signs'), id: obsB })).status).toBe(404);
+      expect((await c.put(`/fhir/Observation/${obsA1}`, { ...obs(B, 'vital-signs'), id: obsA1 })).status).toBe(403);
+      expect((await c.post('/fhir/Patient', { resourceType: 'Patient' })).status).toBe(403);
+      expect((await c.delete(`/fhir/Observation/${obsB}`)).status).toBe(404);
+      expect((await c.get(`/fhir/Observation/${obsB}`)).status).toBe(404);
+      if (h.services.store.supportsTransactions) {
+        const tx = await c.post('/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Observation' }, resource: obs(A, 'vital-signs') }, { request: { method: 'POST', url: 'Observation' }, resource: obs(B, 'vital-signs') }] });
+        expect(tx.status).toBe(403);
+      }
+      const batch = await c.post('/fhir', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient/${B}` } }, { request: { method: 'GET', url: `Observation?subject=Patient/${B}` } }, { request: { method: 'GET', url: `Patient/${A}` } }] });
+      expect(batch.status).toBe(200);
+      expect(batch.body.entry[0].response.status).toMatch(/^404/);
+      expect(batch.body.entry[1].resource.total ?? batch.body.entry[1].resource.entry?.length ?? 0).toBe(0);
+      expect(batch.body.entry[2].response.status).toMatch(/^200/);
+    });
+
+    test('granular scope: patient/Observation.rs?category=vital-signs sees vital signs only', async () => {
+      const t = await tokenFor('launch/patient patient/Observation.rs?category=vital-signs');
+      const c = as(t.access_token);
+      const seen = ids((await c.get('/fhir/Observation?_count=50')).body);
+      expect(seen).toEqual(expect.arrayContaining([obsA1, obsA3]));
+      expect(seen).not.toContain(obsA2);
+      expect(seen).not.toContain(obsB);
+      expect((await c.get(`/fhir/Observation/${obsA2}`)).status).toBe(404);
+      expect((await c.get(`/fhir/Observation/${obsA1}`)).status).toBe(200);
+      expect((await c.get(`/fhir/Patient/${A}`)).status).toBe(403);
+    });
+
+    test('granted scopes never exceed the registration nor what the patient approved', async () => {
+      // registered for patient/Observation.rs only: patient/*.cruds is not granted
+      const { verifier, challenge } = pkce();
+      const back = await flow('openid launch/patient patient/Observation.rs patient/*.cruds', { clientId: 'lecture-obs', challenge });
+      const t = (await exchangeCode(h.app, { code: back.searchParams.get('code')!, clientId: 'lecture-obs', redirectUri: REDIRECT, verifier })).body;
+      expect(t.scope.split(' ').sort()).toEqual(['launch/patient', 'openid', 'patient/Observation.rs']);
+      expect((await as(t.access_token).get(`/fhir/Patient/${A}`)).status).toBe(403);
+      // the patient unticks a scope on the consent page
+      const u = await tokenFor('openid launch/patient patient/Observation.rs patient/Condition.rs', ['patient/Condition.rs']);
+      expect(u.scope.split(' ')).not.toContain('patient/Condition.rs');
+      expect((await as(u.access_token).get('/fhir/Condition')).status).toBe(403);
+    });
+
+    test('code reuse: the second use fails and revokes the tokens of the first', async () => {
+      const { verifier, challenge } = pkce();
+      const back = await flow('openid launch/patient offline_access patient/*.rs', { challenge });
+      const code = back.searchParams.get('code')!;
+      const first = await exchangeCode(h.app, { code, clientId: 'glycemie', redirectUri: REDIRECT, verifier });
+      expect(first.status).toBe(200);
+      expect((await as(first.body.access_token).get(`/fhir/Patient/${A}`)).status).toBe(200);
+      const second = await exchangeCode(h.app, { code, clientId: 'glycemie', redirectUri: REDIRECT, verifier });
+      expect(second.status).toBe(400);
+      expect(second.body.error).toBe('invalid_grant');
+      const after = await as(first.body.access_token).get(`/fhir/Patient/${A}`);
+      expect(after.status).toBe(401);
+      expect(after.headers['www-authenticate']).toMatch(/^Bearer/);
+      const refresh = await anonymous(h.app).post('/auth/token').set('Host', HOST).type('form').send({ grant_type: 'refresh_token', refresh_token: first.body.refresh_token, client_id: 'glycemie' });
+      expect(refresh.status).toBe(400);
+    });
+
+    test('PKCE is required and S256 only; the verifier must match', async () => {
+      const missing = await flow('openid patient/*.rs', { challenge: null });
+      expect(missing.searchParams.get('error')).toBe('invalid_request');
+      const plain = await flow('openid patient/*.rs', { method: 'plain' });
+      expect(plain.searchParams.get('error')).toBe('invalid_request');
+      const { challenge } = pkce();
+      const back = await flow('openid launch/patient patient/*.rs', { challenge });
+      const wrong = await exchangeCode(h.app, { code: back.searchParams.get('code')!, clientId: 'glycemie', redirectUri: REDIRECT, verifier: pkce().verifier });
+      expect(wrong.status).toBe(400);
+      expect(wrong.body.error).toBe('invalid_grant');
+    });
+
+    test('redirect URI mismatch and wrong aud are refused', async () => {
+      const res = await anonymous(h.app).get(`/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: 'https://evil.example/cb', scope: 'openid patient/*.rs', state: 's', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`).set('Host', HOST);
+      expect(res.status).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+      expect(res.text).toMatch(/redirect_uri/);
+      const aud = await flow('openid patient/*.rs', { aud: 'https://other.example/fhir' });
+      expect(aud.searchParams.get('error')).toBe('invalid_request');
+      expect(aud.searchParams.get('error_description')).toMatch(/aud/);
+    });
+
+    test('the one-time code is usable once and attempts are limited', async () => {
+      // wrong password: no code sent, generic message
+      const agent = (await import('supertest')).default.agent(h.app);
+      const q = new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: REDIRECT, scope: 'openid patient/*.rs', state: 's', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+      let res = await agent.get(`/auth/authorize?${q}`).set('Host', HOST);
+      res = await agent.get(new URL(res.headers.location, `http://${HOST}`).pathname).set('Host', HOST);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(res.text)![1];
+      const uid = /\/interaction\/([^/"]+)\/login/.exec(res.text)![1];
+      expect((await agent.post(`/auth/interaction/${uid}/login`).set('Host', HOST).type('form').send({ csrf: 'forged', login: 'helene', password: PASSWORD })).status).toBe(403);
+      const bad = await agent.post(`/auth/interaction/${uid}/login`).set('Host', HOST).type('form').send({ csrf, login: 'helene', password: 'Mauvais1!' });
+      expect(bad.status).toBe(401);
+      expect(bad.text).toContain('Identifiant ou mot de passe incorrect');
+      expect((await agent.post(`/auth/interaction/${uid}/login`).set('Host', HOST).type('form').send({ csrf, login: 'helene', password: PASSWORD })).status).toBe(200);
+      for (let i = 0; i < 4; i++) expect((await agent.post(`/auth/interaction/${uid}/otp`).set('Host', HOST).type('form').send({ csrf, code: '000000' })).text).toContain('Code incorrect');
+      const locked = await agent.post(`/auth/interaction/${uid}/otp`).set('Host', HOST).type('form').send({ csrf, code: '000000' });
+      expect(locked.text).toContain('Trop de codes incorrects');
+    });
+  },
+  { dataDir },
+);
+
+afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));

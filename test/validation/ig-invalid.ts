@@ -1,0 +1,11 @@
+// The invalid examples of our profiles (ig/invalid/, plain JSON: SUSHI never sees them) and the error each must get.
+
+/** Each invalid example in ig/invalid/ and the one error it must get, at this FHIRPath. */
+export const INVALID: Record<string, { expression: string; because: string }> = {
+  'Consent-no-patient.json': { expression: 'Consent.patient', because: 'patient 1..1' },
+  'Consent-professional-access-naming-an-app.json': { expression: 'Consent', because: 'es-consent-1: a professional access decision names a Device' },
+  'AllergyIntolerance-no-code.json': { expression: 'AllergyIntolerance.code', because: 'code 1..1' },
+  'Communication-notification-without-event.json': { expression: 'Communication', because: 'es-comm-2: a notification names its event in reasonCode' },
+  'Communication-unknown-category.json': { expression: 'Communication.category[0]', because: 'category is bound (required) to our value set' },
+  'AuditEvent-no-patient-entity.json': { expression: 'AuditEvent.entity', because: "the slice 'patient' is 1..1" },
+};
