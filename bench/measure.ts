@@ -1,4 +1,5 @@
 /** One timed HTTP load with autocannon's programmatic API. */
+import { authHeaders } from './auth';
 import autocannon from 'autocannon';
 
 export interface Figure {
@@ -31,7 +32,7 @@ export interface Load {
 }
 
 export async function measure(load: Load): Promise<Figure> {
-  const headers: Record<string, string> = { accept: 'application/fhir+json' };
+  const headers: Record<string, string> = { accept: 'application/fhir+json', ...authHeaders() };
   if (load.method !== 'GET') headers['content-type'] = 'application/fhir+json';
   const result = await autocannon({
     url: load.origin,

@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Bundle } from 'fhir/r4';
 import mongoose from 'mongoose';
 import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
+import { authHeaders, authorize } from './auth';
 import { measure, type Figure } from './measure';
 import { INS_SYSTEM, insValue, makePatient, transactionOf } from './patients';
 import { summarizeProfile, type ProfileSummary } from './profile';
@@ -59,7 +60,7 @@ export interface EngineResult {
 
 /** The env of a server child: no inherited MONGODB_URI unless asked, quiet logs, a free port. */
 function serverEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ACCESS_TOKEN_TTL: '86400', DATA_DIR: tempDir('esf-bench-data-'), ...extra };
   if (!extra.MONGODB_URI) delete env.MONGODB_URI;
   return env;
 }
@@ -74,7 +75,7 @@ async function loadPatients(fhir: string, count: number): Promise<{ ids: string[
     const to = Math.min(count, from + BUNDLE_SIZE);
     let body = transactionOf(from, to);
     if (via === 'batch') body = body.replace('"type":"transaction"', '"type":"batch"');
-    const post = () => fetch(fhir, { method: 'POST', headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal' }, body });
+    const post = () => fetch(fhir, { method: 'POST', headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal', ...authHeaders() }, body });
     let res = await post();
     if (res.status === 501 && via === 'transaction') {
       // e.g. a MongoDB deployment without multi-document transactions (standalone, FerretDB)
@@ -118,11 +119,11 @@ function operations(ids: string[], createFrom: number) {
 
 /** Checks the loaded data answers as expected before timing anything. */
 async function sanityCheck(fhir: string, ids: string[]): Promise<string> {
-  const read = await fetch(`${fhir}/Patient/${ids[0]}`, { headers: { accept: 'application/fhir+json' } });
+  const read = await fetch(`${fhir}/Patient/${ids[0]}`, { headers: { accept: 'application/fhir+json', ...authHeaders() } });
   const sample = await read.text();
   if (read.status !== 200) throw new Error(`sanity check: GET Patient/${ids[0]} answered ${read.status}`);
   const k = ids.length - 1;
-  const search = await fetch(`${fhir}/Patient?identifier=${encodeURIComponent(`${INS_SYSTEM}|${insValue(k)}`)}`, { headers: { accept: 'application/fhir+json' } });
+  const search = await fetch(`${fhir}/Patient?identifier=${encodeURIComponent(`${INS_SYSTEM}|${insValue(k)}`)}`, { headers: { accept: 'application/fhir+json', ...authHeaders() } });
   const bundle = (await search.json()) as Bundle;
   if (search.status !== 200 || bundle.entry?.length !== 1 || bundle.entry[0].resource?.id !== ids[k]) {
     throw new Error(`sanity check: the search by INS of patient ${k} answered ${search.status} with ${bundle.entry?.length ?? 0} entries`);
@@ -146,7 +147,9 @@ async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<s
   log(`\n== ${title}${note ? ` (${note})` : ''}`);
   let server: Started | undefined;
   try {
-    server = await startNode(`server (${key})`, [SERVER_MAIN], serverEnv(env), SERVER_READY, ROOT);
+    const senv = serverEnv(env);
+    server = await startNode(`server (${key})`, [SERVER_MAIN], senv, SERVER_READY, ROOT);
+    await authorize(server.url, senv.DATA_DIR!);
     const fhir = `${server.url}/fhir`;
     const origin = server.url;
     log(`  server at ${fhir}; loading ${fmt(patients)} FR Core Patients in Bundles of ${BUNDLE_SIZE}...`);
@@ -196,6 +199,7 @@ async function runProfile(): Promise<{ summary?: ProfileSummary; figures: Figure
   let server: Started | undefined;
   try {
     server = await startNode('server (profiled)', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, SERVER_MAIN], serverEnv({ DATA_DIR: dataDir }), SERVER_READY, ROOT);
+    await authorize(server.url, dataDir);
     const { ids } = await loadPatients(`${server.url}/fhir`, PROFILE_PATIENTS);
     const ops = operations(ids, PATIENTS + 5_000_000);
     // warm up outside the window, then profile only the steady state

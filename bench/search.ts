@@ -18,6 +18,7 @@ import path from 'node:path';
 import type { Bundle } from 'fhir/r4';
 import mongoose from 'mongoose';
 import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
+import { authHeaders, authorize } from './auth';
 import { measure, type Figure } from './measure';
 import { makePatient } from './patients';
 import {
@@ -103,7 +104,7 @@ async function loadBlocks(fhir: string, loaded: Loaded, toBlocks: number, now: n
   let queue: Entry[] = [];
   const send = async (entries: Entry[]) => {
     let body = bundleOf(entries, loaded);
-    const post = () => fetch(fhir, { method: 'POST', headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal' }, body });
+    const post = () => fetch(fhir, { method: 'POST', headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', prefer: 'return=minimal', ...authHeaders() }, body });
     let res = await post();
     if (res.status === 501 && loaded.via === 'transaction') {
       // a MongoDB deployment without multi-document transactions (standalone, FerretDB)
@@ -287,7 +288,7 @@ async function verify(origin: string, q: Query, samples = 5): Promise<string[]> 
   const wrong: string[] = [];
   for (let i = 0; i < samples; i++) {
     const r = q.next();
-    const res = await fetch(origin + r.path, { headers: { accept: 'application/fhir+json' } });
+    const res = await fetch(origin + r.path, { headers: { accept: 'application/fhir+json', ...authHeaders() } });
     const body = await res.text();
     if (res.status !== 200) {
       wrong.push(`${r.path} answered ${res.status}: ${body.slice(0, 300)}`);
@@ -348,7 +349,7 @@ export interface SearchEngineResult {
 }
 
 function serverEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', REQUIRED_PROFILES: 'none', ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ACCESS_TOKEN_TTL: '86400', DATA_DIR: tempDir('esf-bench-data-'), REQUIRED_PROFILES: 'none', ...extra };
   if (!extra.MONGODB_URI) delete env.MONGODB_URI;
   return env;
 }
@@ -361,7 +362,9 @@ async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<s
   let server: Started | undefined;
   const now = Date.now();
   try {
-    server = await startNode(`server (${key})`, [SERVER_MAIN], serverEnv(env), SERVER_READY, ROOT, 120_000);
+    const senv = serverEnv(env);
+    server = await startNode(`server (${key})`, [SERVER_MAIN], senv, SERVER_READY, ROOT, 120_000);
+    await authorize(server.url, senv.DATA_DIR!);
     const fhir = `${server.url}/fhir`;
     const loaded = newLoaded();
     for (const size of sizes) {
