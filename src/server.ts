@@ -77,6 +77,11 @@ export async function createServices(config: Config, store: ResourceStore = crea
       if (missing.length) throw new FhirError(400, 'not-supported', `The value set ${url} cannot be expanded completely here (${missing.join('; ')}), so :in/:not-in cannot be answered exactly`);
       return [...e.codes].flatMap(([system, codes]) => [...codes].map((code) => ({ system, code })));
     },
+    subsumption: (system, code, direction) => {
+      const codes = validator.engine.terminology.hierarchy(system, code, direction);
+      if (typeof codes === 'string') throw new FhirError(400, 'not-supported', `:${direction} cannot be answered exactly: ${codes}`);
+      return codes;
+    },
   };
   services.reindexer = new Reindexer(services);
   await services.reindexer.resume();

@@ -15,6 +15,8 @@ export interface Services {
   startedAt: Date;
   /** the codes of a value set, for `:in` / `:not-in`; throws a FhirError when it cannot be expanded completely */
   expandValueSet?: (url: string) => { system: string; code: string }[];
+  /** the codes a code subsumes or is subsumed by, for `:below` / `:above` on tokens */
+  subsumption?: (system: string, code: string, direction: 'above' | 'below') => string[];
   /** background $reindex jobs */
   reindexer?: Reindexer;
   /** base R4 + profile validation of every write and of $validate (src/validation) */

@@ -18,6 +18,7 @@ function parse(svc: Services, req: FhirRequest, type: string, params: [string, s
     maxCount: svc.config.maxCount,
     baseUrl: req.baseUrl,
     expandValueSet: svc.expandValueSet,
+    subsumption: svc.subsumption,
   });
 }
 
@@ -183,7 +184,7 @@ export async function systemSearch(svc: Services, req: FhirRequest, params: [str
   const scopes: Scope[] = [];
   let first: ParsedSearch | undefined;
   for (const t of types) {
-    const parsed = parseSearch(svc.registry, t, rest, { strict: true, defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount, baseUrl: req.baseUrl, expandValueSet: svc.expandValueSet });
+    const parsed = parseSearch(svc.registry, t, rest, { strict: true, defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount, baseUrl: req.baseUrl, expandValueSet: svc.expandValueSet, subsumption: svc.subsumption });
     if (parsed.plan.sort.some((k) => k.index !== 'id' && k.index !== 'lastUpdated') && types.length > 1) throw badRequest('A search across several types can only be sorted by _id or _lastUpdated');
     first ??= parsed;
     scopes.push(parsed.plan.scopes[0]);

@@ -46,6 +46,8 @@ export interface ParseOptions {
   baseUrl?: string;
   /** the codes of a value set; throws a FhirError when it cannot be expanded completely */
   expandValueSet?: (url: string) => { system: string; code: string }[];
+  /** the codes a code subsumes (below) or is subsumed by (above), itself included; throws a FhirError when the hierarchy is not known */
+  subsumption?: (system: string, code: string, direction: 'above' | 'below') => string[];
 }
 
 /** Splits a parameter value on unescaped `sep` (`,` between values, `$` between composite parts). */
@@ -298,6 +300,15 @@ export class SearchParser {
             const parts = splitBars(v);
             if (parts.length !== 3 || !parts[1] || !parts[2]) throw badRequest(`${code}:of-type takes type-system|type-code|value, got "${v}"`);
             return `o${SEP}${parts[0]}${SEP}${parts[1]}${SEP}${parts[2]}`;
+          });
+          return { kind: 'key', param: code, keys };
+        }
+        if (modifier === 'above' || modifier === 'below') {
+          if (!this.opts.subsumption) throw notSupported(400, `:${modifier} needs code system hierarchies, which this server does not offer`);
+          const keys = values.flatMap((v) => {
+            const parts = splitBars(v);
+            if (parts.length !== 2 || !parts[0] || !parts[1]) throw badRequest(`${code}:${modifier} takes system|code, got "${v}"`);
+            return this.opts.subsumption!(parts[0], parts[1], modifier).map((c) => tokenSystemCodeKey(parts[0], c));
           });
           return { kind: 'key', param: code, keys };
         }

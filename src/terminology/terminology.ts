@@ -99,6 +99,20 @@ export class Terminology {
     return (cs.parents.get(code) ?? []).some((p) => this.subsumes(cs, ancestor, p, seen));
   }
 
+  /**
+   * The codes of `system` that `code` subsumes (`below`: itself and its descendants) or that
+   * subsume it (`above`: itself and its ancestors), from the loaded code system's hierarchy; a
+   * string saying why when the system is not loaded completely.
+   */
+  hierarchy(system: string, code: string, direction: 'above' | 'below'): string[] | string {
+    const cs = this.flatten(system);
+    if (!cs) return `the code system ${system} is not available on this server`;
+    if (!this.isComplete(cs)) return `the code system ${system} is only present as a ${cs.def.content ?? 'partial'} copy`;
+    if (!cs.parents.has(code)) return `${code} is not a code of ${system}`;
+    if (direction === 'below') return [...cs.parents.keys()].filter((c) => this.subsumes(cs, code, c));
+    return [...cs.parents.keys()].filter((c) => this.subsumes(cs, c, code));
+  }
+
   /** The codes of one include/exclude part, or the reason they cannot be listed. */
   private part(inc: ValueSetInclude, depth: number): { system?: string; codes?: Set<string>; incomplete?: string; sub?: Expansion[] } {
     const subs: Expansion[] = [];

@@ -113,7 +113,7 @@ eachEngine(
       expect(await found('Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|1800175000001')).toEqual([f.p1.id]);
       expect(await found('Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|2900275000002')).toEqual([]);
       expect(await found(`DocumentReference?author:identifier=${RPPS}|10001`)).toEqual([f.doc.id]);
-      expect((await get('Observation?code:above=1558-6')).status).toBe(400);
+      expect((await get('Observation?code:above=1558-6')).status).toBe(400); // :above takes system|code
     });
 
     test('chains at any depth, with a type, and reverse chains (_has), nested', async () => {
@@ -223,6 +223,20 @@ eachEngine(
       const later = await get(`Patient/${f.p1.id}/$everything?_since=2100-01-01T00:00:00Z`);
       expect(ids(later.body)).toEqual([]);
       expect((await get('Patient/nobody/$everything')).status).toBe(404);
+    });
+
+    test('token :below and :above follow the code system hierarchy', async () => {
+      const VS = 'http://terminology.hl7.org/CodeSystem/condition-ver-status';
+      const cond = (code: string) => h.create({ resourceType: 'Condition', subject: { reference: `Patient/${f.p3.id}` }, code: { text: 'test' }, verificationStatus: { coding: [{ system: VS, code }] } });
+      const provisional = await cond('provisional');
+      const unconfirmed = await cond('unconfirmed');
+      const confirmed = await cond('confirmed');
+      expect(await found(`Condition?verification-status:below=${VS}|unconfirmed`)).toEqual([provisional.id, unconfirmed.id].sort());
+      expect(await found(`Condition?verification-status:above=${VS}|provisional`)).toEqual([provisional.id, unconfirmed.id].sort());
+      expect(await found(`Condition?verification-status:below=${VS}|confirmed`)).toEqual([confirmed.id]);
+      // no hierarchy to follow for LOINC here: refused, not guessed
+      expect((await get(`Observation?code:below=${LOINC}|2339-0`)).status).toBe(400);
+      expect((await get(`Condition?verification-status:below=${VS}|nonsense`)).status).toBe(400);
     });
 
     test('special: Location near latitude|longitude|distance|units', async () => {
