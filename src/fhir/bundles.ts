@@ -28,10 +28,12 @@ export interface BundleMatch {
   version: StoredVersion;
   mode: 'match' | 'include';
   json: string;
+  /** when not `base/Type/id` (a contained resource: `base/ContainerType/id#cid`) */
+  fullUrl?: string;
 }
 
 export function searchBundle(base: string, self: string, params: [string, string][], plan: SearchPlan, page: Page<StoredVersion>, matches: BundleMatch[], outcome?: OperationOutcome): string {
-  const entries = matches.map((m) => `{"fullUrl":${JSON.stringify(`${base}/${m.version.type}/${m.version.id}`)},"resource":${m.json},"search":{"mode":"${m.mode}"}}`);
+  const entries = matches.map((m) => `{"fullUrl":${JSON.stringify(m.fullUrl ?? `${base}/${m.version.type}/${m.version.id}`)},"resource":${m.json},"search":{"mode":"${m.mode}"}}`);
   if (outcome) entries.push(`{"resource":${JSON.stringify(outcome)},"search":{"mode":"outcome"}}`);
   return `${head('searchset', page.total)},"link":${links(self, params, plan.count, page, plan.cursor)},"entry":[${entries.join(',')}]}`;
 }

@@ -116,6 +116,15 @@ function shape(json: string, summary: Summary | undefined, elements: string[] | 
   return JSON.stringify(out);
 }
 
+/** `_containedType=container`: the containers of contained matches instead of the contained resources, once each. */
+async function withContainers(svc: Services, req: FhirRequest, matches: StoredVersion[], containedType: ParsedSearch['containedType']): Promise<StoredVersion[]> {
+  if (containedType !== 'container' || !matches.some((v) => v.container)) return matches;
+  const refs = [...new Map(matches.map((v) => (v.container ? [`${v.container.type}/${v.container.id}`, { type: v.container.type, id: v.container.id }] : [refOf(v), { type: v.type, id: v.id }]))).values()];
+  const found = new Map((await svc.store.readMany(refs)).map((v) => [refOf(v), v]));
+  const containers = refs.map((r) => found.get(`${r.type}/${r.id}`)).filter((v): v is StoredVersion => !!v);
+  return visible(svc, req.access, containers, 's');
+}
+
 /** Runs a plan and answers with a searchset Bundle. */
 async function answer(svc: Services, req: FhirRequest, self: string, params: [string, string][], parsed: ParsedSearch, ignored: string[]): Promise<FhirResponse> {
   // the token's confinement (patient compartment, granular scope queries) on every scope of the plan
@@ -123,7 +132,12 @@ async function answer(svc: Services, req: FhirRequest, self: string, params: [st
   if (scopes.length === 0) throw new FhirError(403, 'forbidden', `The token's scopes do not allow searching ${[...new Set(parsed.plan.scopes.map((s) => s.type))].slice(0, 5).join(', ')}`);
   parsed = { ...parsed, plan: { ...parsed.plan, scopes } };
   const page = await svc.store.search(parsed.plan);
-  const entries: BundleMatch[] = page.items.map((v) => ({ version: v, mode: 'match', json: shape(v.json!, parsed.summary, parsed.elements) }));
+  const entries: BundleMatch[] = (await withContainers(svc, req, page.items, parsed.containedType)).map((v) => ({
+    version: v,
+    mode: 'match',
+    json: shape(v.json!, parsed.summary, parsed.elements),
+    fullUrl: v.container ? `${req.baseUrl}/${v.container.type}/${v.container.id}#${v.container.cid}` : undefined,
+  }));
   const issues: Issue[] = ignored.map((p) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Search parameter "${p}" is not known to this server and was ignored` }));
   if (parsed.includes.length > 0 && page.items.length > 0) {
     const inc = await included(svc, req, page.items, parsed.includes);

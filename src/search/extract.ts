@@ -34,11 +34,21 @@ export interface RangeEntry {
   kind: 'date' | 'number';
 }
 
+/** A contained resource, indexed as a resource of its own for `_contained` searches. */
+export interface ContainedEntry {
+  type: string;
+  /** its local id (`#cid` in the container) */
+  cid: string;
+  json: string;
+  index: IndexEntries;
+}
+
 /** What a resource contributes to the search index: computed when it is written, stored beside it. */
 export interface IndexEntries {
   keys: KeyEntry[];
   strings: StringEntry[];
   ranges: RangeEntry[];
+  contained?: ContainedEntry[];
 }
 
 export const emptyIndex = (): IndexEntries => ({ keys: [], strings: [], ranges: [] });
@@ -258,6 +268,17 @@ function addComposite(out: Collector, def: SearchParamDef, node: PathNode, baseU
 
 /** Evaluates every indexed SearchParameter of the resource's type and returns its normalized entries. */
 export function extractIndex(registry: SearchParamRegistry, resource: { resourceType: string }, baseUrl?: string): IndexEntries {
+  const index = indexOf(registry, resource, baseUrl);
+  const contained = (resource as { contained?: unknown }).contained;
+  if (Array.isArray(contained)) {
+    index.contained = contained
+      .filter((c): c is { resourceType: string; id: string } => isObj(c) && typeof c.resourceType === 'string' && typeof c.id === 'string')
+      .map((c) => ({ type: c.resourceType, cid: c.id, json: JSON.stringify(c), index: indexOf(registry, c, baseUrl) }));
+  }
+  return index;
+}
+
+function indexOf(registry: SearchParamRegistry, resource: { resourceType: string }, baseUrl?: string): IndexEntries {
   const out = new Collector();
   for (const def of registry.forType(resource.resourceType).values()) {
     let nodes;

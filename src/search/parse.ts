@@ -35,6 +35,8 @@ export interface ParsedSearch {
   includes: Include[];
   summary?: Summary;
   elements?: string[];
+  /** with `_contained`: return the contained resources that match (default) or their containers */
+  containedType: 'contained' | 'container';
   /** parameters ignored under lenient handling */
   ignored: string[];
 }
@@ -451,6 +453,8 @@ export function parseSearch(registry: SearchParamRegistry, type: string, params:
   let sort: SortKey[] = [];
   let summary: Summary | undefined;
   let elements: string[] | undefined;
+  let contained: SearchPlan['contained'] = 'false';
+  let containedType: ParsedSearch['containedType'] = 'contained';
 
   for (const [name, rawValue] of params) {
     const base = name.split(':')[0];
@@ -487,10 +491,12 @@ export function parseSearch(registry: SearchParamRegistry, type: string, params:
             .filter(Boolean);
           break;
         case '_contained':
-          if (rawValue !== 'false') throw notSupported(400, '_contained: this server does not search inside contained resources (only _contained=false)');
+          if (rawValue !== 'true' && rawValue !== 'false' && rawValue !== 'both') throw badRequest(`_contained must be true, false or both, got "${rawValue}"`);
+          contained = rawValue;
           break;
         case '_containedType':
-          if (rawValue !== 'container') throw notSupported(400, '_containedType: only "container" is supported');
+          if (rawValue !== 'container' && rawValue !== 'contained') throw badRequest(`_containedType must be container or contained, got "${rawValue}"`);
+          containedType = rawValue;
           break;
       }
       continue;
@@ -500,5 +506,5 @@ export function parseSearch(registry: SearchParamRegistry, type: string, params:
     if (c) conditions.push(c);
   }
   if (summary === 'count') count = 0;
-  return { plan: { scopes: [{ type, conditions }], sort, count, cursor, total }, includes, summary, elements, ignored: parser.ignored };
+  return { plan: { scopes: [{ type, conditions }], sort, count, cursor, total, contained }, includes, summary, elements, containedType, ignored: parser.ignored };
 }

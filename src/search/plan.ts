@@ -78,6 +78,8 @@ export interface Scope {
  */
 export interface SearchPlan {
   scopes: Scope[];
+  /** `_contained`: the resources themselves (false, the default), the resources contained in them (true), or both */
+  contained?: 'false' | 'true' | 'both';
   sort: SortKey[];
   count: number;
   cursor?: Cursor;

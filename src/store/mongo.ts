@@ -4,7 +4,7 @@ import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../searc
 import { FhirError } from '../outcome';
 import type { IndexEntries } from '../search/extract';
 import { containingBuckets, numberBuckets, SUB } from '../search/values';
-import { transactionView, WriteContentionError, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
+import { containerOf, transactionView, WriteContentionError, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 /**
  * One collection per resource type holds the current version of each resource with its index
@@ -81,8 +81,14 @@ const isDuplicateKey = (e: unknown) => (e as { code?: number })?.code === 11000;
 const pause = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + attempt * 2)));
 
 function toVersion(type: string, d: { i: string; v: number; lu: number; d: boolean; r?: string }): StoredVersion {
-  return { type, id: d.i, versionId: d.v, lastUpdated: d.lu, deleted: !!d.d, json: d.r ?? undefined };
+  const v: StoredVersion = { type, id: d.i, versionId: d.v, lastUpdated: d.lu, deleted: !!d.d, json: d.r ?? undefined };
+  const container = containerOf(d.i);
+  if (container) v.container = container;
+  return v;
 }
+
+/** Documents of contained resources carry `cn`: their container (`Type/id`); the others have none. */
+const CONTAINED_FILTER = { false: { cn: { $exists: false } }, true: { cn: { $exists: true } }, both: {} } as const;
 
 /** A parameter name as a field name: `.` and `$` are not allowed there. */
 const field = (prefix: string, param: string) => `${prefix}.${param.replace(/\./g, '\uff0e').replace(/\$/g, '\uff04')}`;
@@ -229,6 +235,18 @@ export class MongoStore implements ResourceStore {
     return doc ? toVersion(type, doc) : undefined;
   }
 
+  /** The container's contained resources, as documents of their own (searchable with `_contained`), replaced. */
+  private async replaceContained(type: string, id: string, previousJson: string | undefined, versionId: number, lastUpdated: number, contained: IndexEntries['contained'], session?: ClientSession): Promise<void> {
+    const cn = `${type}/${id}`;
+    const before = previousJson ? ((JSON.parse(previousJson) as { contained?: { resourceType?: string }[] }).contained ?? []).map((c) => c.resourceType).filter((t): t is string => typeof t === 'string') : [];
+    for (const t of new Set(before)) await this.readable(t).deleteMany({ cn }, { session });
+    for (const c of contained ?? []) {
+      const col = await this.collection(c.type);
+      const doc = { _id: `${cn}#${c.cid}`, i: `${cn}#${c.cid}`, v: versionId, lu: lastUpdated, d: false, r: c.json, cn, c: new ObjectId().toHexString(), ...indexFields(c.index) };
+      await col.insertOne(doc as CurrentDoc, { session });
+    }
+  }
+
   write(type: string, id: string, mutate: Mutator) {
     return this.serialized(`${type}/${id}`, () => this.writeIn(type, id, mutate));
   }
@@ -285,6 +303,7 @@ export class MongoStore implements ResourceStore {
         }
       }
       await this.versions.insertOne({ _id: `${type}/${id}/${versionId}`, t: type, i: id, v: versionId, lu: lastUpdated, d: deleted, ...(json ? { r: json } : {}) } as HistoryDoc, { session });
+      await this.replaceContained(type, id, doc?.r as string | undefined, versionId, lastUpdated, input.resource ? input.index.contained : undefined, session);
       return { version: { type, id, versionId, lastUpdated, deleted, json }, previous, unchanged: false };
     }
     throw new WriteContentionError(`${type}: too many concurrent writers`);
@@ -372,9 +391,10 @@ export class MongoStore implements ResourceStore {
   }
 
   /** The filter of the conditions on resources of `type`; chains and _has run their inner step first. */
-  private async filterOf(type: string, conditions: Condition[], session?: ClientSession): Promise<Filter<AnyDoc>> {
+  private async filterOf(type: string, conditions: Condition[], session?: ClientSession, contained: SearchPlan['contained'] = 'false'): Promise<Filter<AnyDoc>> {
     const parts = await Promise.all(conditions.map((c) => this.conditionFilter(type, c, session)));
-    return parts.length ? { $and: [{ d: false }, ...parts] } : { d: false };
+    const base = { d: false, ...CONTAINED_FILTER[contained ?? 'false'] };
+    return parts.length ? { $and: [base, ...parts] } : base;
   }
 
   private async conditionFilter(type: string, c: Condition, session?: ClientSession): Promise<Filter<AnyDoc>> {
@@ -430,7 +450,7 @@ export class MongoStore implements ResourceStore {
   }
   private async searchIn(plan: SearchPlan, session?: ClientSession): Promise<Page<StoredVersion>> {
     const sources = await Promise.all(
-      plan.scopes.map(async (s) => ({ col: this.readable(s.type), filter: await this.filterOf(s.type, s.conditions, session), type: s.type })),
+      plan.scopes.map(async (s) => ({ col: this.readable(s.type), filter: await this.filterOf(s.type, s.conditions, session, plan.contained), type: s.type })),
     );
     let total: number | undefined;
     if (plan.total === 'accurate') {
@@ -478,7 +498,7 @@ export class MongoStore implements ResourceStore {
     if (targets.length === 0) return out;
     for (const s of sources) {
       if (s.params.length === 0 || out.length >= limit) continue;
-      const filter = { d: false, $or: s.params.map((p) => ({ [field('k', p)]: { $in: targets } })) };
+      const filter = { d: false, cn: { $exists: false }, $or: s.params.map((p) => ({ [field('k', p)]: { $in: targets } })) };
       const docs = await this.readable(s.type).find(filter, { session, projection: { i: 1, v: 1, lu: 1, d: 1, r: 1 } }).sort({ _id: 1 }).limit(limit - out.length).toArray();
       out.push(...docs.map((d) => toVersion(s.type, d as unknown as CurrentDoc)));
     }
@@ -491,7 +511,9 @@ export class MongoStore implements ResourceStore {
       const doc = await col.findOne({ _id: id }, { projection: { i: 1, v: 1, lu: 1, d: 1, r: 1, c: 1 } });
       if (!doc || doc.v !== versionId || doc.d) return false;
       const res = await col.replaceOne(this.casFilter(id, versionId), { i: doc.i, v: doc.v, lu: doc.lu, d: false, r: doc.r, c: doc.c, ...indexFields(index) });
-      return res.matchedCount === 1;
+      if (res.matchedCount !== 1) return false;
+      await this.replaceContained(type, id, doc.r as string | undefined, versionId, doc.lu as number, index.contained);
+      return true;
     });
   }
 

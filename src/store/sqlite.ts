@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { Bound, Condition, IndexKind, RangeMatch, SearchPlan, SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
 import { normalizeString } from '../search/values';
+import { containerOf } from './types';
 import { transactionView, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 const SCHEMA = `
@@ -26,6 +27,8 @@ CREATE TABLE IF NOT EXISTS resources (
   last_updated INTEGER NOT NULL,
   deleted INTEGER NOT NULL,
   hseq INTEGER NOT NULL,
+  container INTEGER,
+  content TEXT,
   UNIQUE (type, id)
 );
 CREATE INDEX IF NOT EXISTS resources_type_updated ON resources (type, last_updated);
@@ -55,14 +58,12 @@ interface CurrentRow {
 }
 type HistoryRow = Omit<CurrentRow, 'pk'> & { seq: number };
 
-const toVersion = (r: { type: string; id: string; version: number; last_updated: number; deleted: number; content: string | null }): StoredVersion => ({
-  type: r.type,
-  id: r.id,
-  versionId: r.version,
-  lastUpdated: r.last_updated,
-  deleted: r.deleted === 1,
-  json: r.content ?? undefined,
-});
+const toVersion = (r: { type: string; id: string; version: number; last_updated: number; deleted: number; content: string | null }): StoredVersion => {
+  const v: StoredVersion = { type: r.type, id: r.id, versionId: r.version, lastUpdated: r.last_updated, deleted: r.deleted === 1, json: r.content ?? undefined };
+  const container = containerOf(r.id);
+  if (container) v.container = container;
+  return v;
+};
 
 const marks = (values: unknown[]) => values.map(() => '?').join(', ');
 
@@ -201,14 +202,14 @@ class SqlBuilder {
         if (mode === 'drive') args.push(type);
         args.push(c.param);
         const inner = this.scope(t, c.targetTypes[0], c.conditions, args);
-        return `${head} AND k.key IN (SELECT ${t}.type || '/' || ${t}.id FROM resources ${t} WHERE ${inner} AND ${t}.deleted = 0))`;
+        return `${head} AND k.key IN (SELECT ${t}.type || '/' || ${t}.id FROM resources ${t} WHERE ${inner} AND ${t}.deleted = 0 AND ${t}.container IS NULL))`;
       }
       case 'has': {
         // the ids this type has in the references of the source resources that meet the inner conditions
         const src = `s${++this.aliases}`;
         args.push(c.param, `${type}/*`);
         const inner = this.scope(src, c.sourceType, c.conditions, args);
-        return `${alias}.id IN (SELECT substr(k.key, ${type.length + 2}) FROM resources ${src} JOIN idx_key k ON k.pk = ${src}.pk AND k.param = ? AND k.key GLOB ? WHERE ${inner} AND ${src}.deleted = 0)`;
+        return `${alias}.id IN (SELECT substr(k.key, ${type.length + 2}) FROM resources ${src} JOIN idx_key k ON k.pk = ${src}.pk AND k.param = ? AND k.key GLOB ? WHERE ${inner} AND ${src}.deleted = 0 AND ${src}.container IS NULL)`;
       }
     }
   }
@@ -263,6 +264,10 @@ export class SqliteStore implements ResourceStore {
     // Fewer, larger WAL checkpoints: each one syncs the disk on the event loop's thread.
     this.db.pragma('wal_autocheckpoint = 10000');
     this.db.exec(SCHEMA);
+    // data files from before contained resources were indexed
+    const columns = (this.db.pragma('table_info(resources)') as { name: string }[]).map((c) => c.name);
+    if (!columns.includes('container')) this.db.exec('ALTER TABLE resources ADD COLUMN container INTEGER; ALTER TABLE resources ADD COLUMN content TEXT;');
+    this.db.exec('CREATE INDEX IF NOT EXISTS resources_container ON resources (container)');
     this.stmts = this.prepare();
   }
 
@@ -277,6 +282,9 @@ export class SqliteStore implements ResourceStore {
       insertCurrent: db.prepare(`INSERT INTO resources (type, id, version, last_updated, deleted, hseq) VALUES (?, ?, ?, ?, ?, ?)`),
       updateCurrent: db.prepare(`UPDATE resources SET version = ?, last_updated = ?, deleted = ?, hseq = ? WHERE pk = ?`),
       clear: Object.values(INDEX_TABLES).map((t) => db.prepare(`DELETE FROM ${t} WHERE pk = ?`)),
+      containedOf: db.prepare<[number], { pk: number }>(`SELECT pk FROM resources WHERE container = ?`),
+      deleteRow: db.prepare(`DELETE FROM resources WHERE pk = ?`),
+      insertContained: db.prepare(`INSERT INTO resources (type, id, version, last_updated, deleted, hseq, container, content) VALUES (?, ?, ?, ?, 0, ?, ?, ?)`),
       addKey: db.prepare(`INSERT INTO idx_key (pk, type, param, key) VALUES (?, ?, ?, ?)`),
       addString: db.prepare(`INSERT INTO idx_string (pk, type, param, norm, exact) VALUES (?, ?, ?, ?, ?)`),
       addRange: db.prepare(`INSERT INTO idx_range (pk, type, param, low, high) VALUES (?, ?, ?, ?, ?)`),
@@ -374,8 +382,21 @@ export class SqliteStore implements ResourceStore {
         pk = Number(this.stmts.insertCurrent.run(type, id, versionId, lastUpdated, deleted, seq).lastInsertRowid);
       }
       if (input.resource) this.addIndex(pk, type, input.index);
+      this.replaceContained(pk, type, id, versionId, lastUpdated, seq, input.resource ? input.index.contained : undefined);
       return { version: { type, id, versionId, lastUpdated, deleted: deleted === 1, json: json ?? undefined }, previous, unchanged: false };
     })();
+  }
+
+  /** The container's contained resources, as rows of their own (searchable with `_contained`), replaced. */
+  private replaceContained(pk: number, type: string, id: string, versionId: number, lastUpdated: number, hseq: number, contained: IndexEntries['contained']) {
+    for (const { pk: cpk } of this.stmts.containedOf.all(pk)) {
+      for (const st of this.stmts.clear) st.run(cpk);
+      this.stmts.deleteRow.run(cpk);
+    }
+    for (const c of contained ?? []) {
+      const cpk = Number(this.stmts.insertContained.run(c.type, `${type}/${id}#${c.cid}`, versionId, lastUpdated, hseq, pk, c.json).lastInsertRowid);
+      this.addIndex(cpk, c.type, c.index);
+    }
   }
 
   private addIndex(pk: number, type: string, index: IndexEntries) {
@@ -456,12 +477,13 @@ export class SqliteStore implements ResourceStore {
     const args: unknown[] = [];
     const sql = new SqlBuilder();
     const scopes = plan.scopes.map((s) => `(${sql.scope('r', s.type, s.conditions, args)})`);
-    const filter = `r.deleted = 0 AND (${scopes.join(' OR ') || '0'})`;
+    const contained = plan.contained === 'true' ? 'r.container IS NOT NULL' : plan.contained === 'both' ? '1' : 'r.container IS NULL';
+    const filter = `r.deleted = 0 AND ${contained} AND (${scopes.join(' OR ') || '0'})`;
     const total = plan.total === 'accurate' ? (this.sql(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
     if (plan.count === 0) return { items: [], total };
     const sortArgs: unknown[] = [];
     const sortCols = plan.sort.map((k, i) => `${sql.sortValue('r', k, sortArgs)} AS k${i}`);
-    const select = `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content, ${[...sortCols, `r.pk AS k${plan.sort.length}`].join(', ')} FROM resources r JOIN history h ON h.seq = r.hseq WHERE ${filter}`;
+    const select = `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, coalesce(r.content, h.content) AS content, ${[...sortCols, `r.pk AS k${plan.sort.length}`].join(', ')} FROM resources r JOIN history h ON h.seq = r.hseq WHERE ${filter}`;
     return { ...this.page(select, [...sortArgs, ...args], [...plan.sort.map((k) => k.descending), false], plan.count, plan.cursor), total };
   }
 
@@ -498,7 +520,7 @@ export class SqliteStore implements ResourceStore {
     const bySource = used.map((s) => (args.push(s.type, ...s.params), `(k.type = ? AND k.param IN (${marks(s.params)}))`)).join(' OR ');
     const rows = this
       .sql(
-        `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content FROM resources r JOIN history h ON h.seq = r.hseq WHERE r.deleted = 0 AND r.pk IN (SELECT k.pk FROM idx_key k WHERE k.key IN (${marks(targets)}) AND (${bySource})) ORDER BY r.pk LIMIT ?`,
+        `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content FROM resources r JOIN history h ON h.seq = r.hseq WHERE r.deleted = 0 AND r.container IS NULL AND r.pk IN (SELECT k.pk FROM idx_key k WHERE k.key IN (${marks(targets)}) AND (${bySource})) ORDER BY r.pk LIMIT ?`,
       )
       .all(...args, limit) as CurrentRow[];
     return rows.map(toVersion);
@@ -507,10 +529,13 @@ export class SqliteStore implements ResourceStore {
   async reindex(type: string, id: string, versionId: number, index: IndexEntries): Promise<boolean> {
     await this.ready();
     return this.db.transaction(() => {
-      const row = this.sql('SELECT pk, version, deleted FROM resources WHERE type = ? AND id = ?').get(type, id) as { pk: number; version: number; deleted: number } | undefined;
+      const row = this.sql('SELECT pk, version, deleted, last_updated, hseq FROM resources WHERE type = ? AND id = ?').get(type, id) as
+        | { pk: number; version: number; deleted: number; last_updated: number; hseq: number }
+        | undefined;
       if (!row || row.version !== versionId || row.deleted) return false;
       for (const st of this.stmts.clear) st.run(row.pk);
       this.addIndex(row.pk, type, index);
+      this.replaceContained(row.pk, type, id, versionId, row.last_updated, row.hseq, index.contained);
       return true;
     })();
   }

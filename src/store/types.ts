@@ -12,6 +12,8 @@ export interface StoredVersion {
   deleted: boolean;
   /** the resource's JSON text; absent for a deletion */
   json?: string;
+  /** for a resource contained in another (a `_contained` match): where it is; `id` is then `Type/id#cid` */
+  container?: { type: string; id: string; cid: string };
 }
 
 /** What a write stores: the new resource (null to delete) and its index entries. */
@@ -92,4 +94,10 @@ export function transactionView(
   ops: Omit<ResourceStore, 'engine' | 'location' | 'supportsTransactions' | 'init' | 'close'>,
 ): ResourceStore {
   return { engine: store.engine, location: store.location, supportsTransactions: true, init: async () => undefined, close: async () => undefined, ...ops };
+}
+
+/** Where a contained resource's row is: its id is `ContainerType/containerId#cid` (real ids never hold `#` or `/`). */
+export function containerOf(id: string): StoredVersion['container'] {
+  const m = /^([A-Z][A-Za-z]+)\/([^#/]+)#(.+)$/.exec(id);
+  return m ? { type: m[1], id: m[2], cid: m[3] } : undefined;
 }

@@ -188,7 +188,6 @@ eachEngine(
       const none = await get('Patient?_total=none');
       expect(none.body.total).toBeUndefined();
       expect((await get('Patient?_summary=maybe')).status).toBe(400);
-      expect((await get('Patient?_contained=true')).status).toBe(400);
     });
 
     test('system-level search, compartment search and $everything', async () => {
@@ -237,6 +236,28 @@ eachEngine(
       // no hierarchy to follow for LOINC here: refused, not guessed
       expect((await get(`Observation?code:below=${LOINC}|2339-0`)).status).toBe(400);
       expect((await get(`Condition?verification-status:below=${VS}|nonsense`)).status).toBe(400);
+    });
+
+    test('_contained: contained resources searched as resources of their own, or their containers', async () => {
+      const q = `Patient?general-practitioner=Practitioner/${f.gp2.id}`;
+      expect(await found(q)).toEqual([f.p2.id]);
+      const contained = await get(`${q}&_contained=true`);
+      expect(contained.body.total).toBe(1);
+      expect(contained.body.entry[0].fullUrl).toBe(`${BASE}/DocumentReference/${f.doc.id}#inner`);
+      expect(contained.body.entry[0].resource).toMatchObject({ resourceType: 'Patient', id: 'inner' });
+      expect(await found(`${q}&_contained=both`)).toEqual([f.p2.id, 'inner'].sort());
+      const containers = await get(`${q}&_contained=true&_containedType=container`);
+      expect(ids(containers.body)).toEqual([f.doc.id]);
+      expect(containers.body.entry[0].resource.resourceType).toBe('DocumentReference');
+      // a new version without the contained resource takes it out of the index
+      const current = (await get(`DocumentReference/${f.doc.id}`)).body;
+      const { contained: _c, context: _x, ...rest } = current;
+      const changed = await request(h.app).put(`/fhir/DocumentReference/${f.doc.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify(rest));
+      expect(changed.status).toBe(200);
+      expect((await get(`${q}&_contained=true`)).body.total).toBe(0);
+      await request(h.app).put(`/fhir/DocumentReference/${f.doc.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify(current)).expect(200);
+      expect((await get(`${q}&_contained=true`)).body.total).toBe(1);
+      expect((await get('Patient?_contained=maybe')).status).toBe(400);
     });
 
     test('special: Location near latitude|longitude|distance|units', async () => {
