@@ -239,16 +239,26 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   }
 
   // ---- the resource server's check of a bearer token ----
+  const VERIFIED_CACHE = 10000;
+  const verified = new Map<string, Record<string, unknown>>();
   async function verify(authorization: string | undefined): Promise<Access> {
     if (!authorization) throw unauthorized(fhirBase, 'This request needs an access token (Authorization: Bearer ...)', 'invalid_request');
     const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)$/i.exec(authorization.trim());
     if (!m) throw unauthorized(fhirBase, 'The Authorization header must be "Bearer <access token>"', 'invalid_request');
     let claims: Record<string, unknown>;
-    try {
-      ({ payload: claims } = await jwtVerify(m[1], localKeys, { issuer, audience: fhirBase, algorithms: SIGNING_ALGS, requiredClaims: ['exp', 'iat', 'jti', 'client_id'], clockTolerance: 5 }));
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      throw unauthorized(fhirBase, code === 'ERR_JWT_EXPIRED' ? 'The access token has expired' : 'The access token is not valid for this server');
+    const known = verified.get(m[1]);
+    if (known && (known.exp as number) * 1000 > Date.now()) claims = known;
+    else {
+      try {
+        ({ payload: claims } = await jwtVerify(m[1], localKeys, { issuer, audience: fhirBase, algorithms: SIGNING_ALGS, requiredClaims: ['exp', 'iat', 'jti', 'client_id'], clockTolerance: 5 }));
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        throw unauthorized(fhirBase, code === 'ERR_JWT_EXPIRED' ? 'The access token has expired' : 'The access token is not valid for this server');
+      }
+      // A signature checked once need not be checked again until the token expires; whether its
+      // client and grant still stand is checked below on every request.
+      if (verified.size >= VERIFIED_CACHE) verified.delete(verified.keys().next().value!);
+      verified.set(m[1], claims);
     }
     if (typeof claims.client_id !== 'string') throw unauthorized(fhirBase, 'The access token names no client');
     const client = await clients.get(claims.client_id);
