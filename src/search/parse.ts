@@ -14,7 +14,7 @@ import {
   type TimeRange,
   tokenCodeKey,
   tokenSystemCodeKey,
-  tokenSystemKey,
+  tokenSystemPrefix,
   UCUM,
   ucumCanonical,
   unitCodeQualifier,
@@ -182,12 +182,31 @@ function parseQuantity(param: string, raw: string): Condition {
   return { kind: 'range', param: derived, match: parseNumber(param, numberPart) };
 }
 
-function tokenKeysOf(raw: string): string[] {
+/** The key of a token value, or the prefix of the keys of a system for `system|`. */
+function tokenValue(raw: string): { key?: string; prefix?: string } {
   const parts = splitValues(raw, '|');
-  if (parts.length === 1) return [tokenCodeKey(unescape(parts[0]))];
+  if (parts.length === 1) return { key: tokenCodeKey(unescape(parts[0])) };
   const [system, code] = [unescape(parts[0]), unescape(parts.slice(1).join('|'))];
-  if (code === '') return system === '' ? [] : [tokenSystemKey(system)];
-  return [tokenSystemCodeKey(system, code)];
+  if (code === '') return system === '' ? {} : { prefix: tokenSystemPrefix(system) };
+  return { key: tokenSystemCodeKey(system, code) };
+}
+
+function tokenKeysOf(raw: string): string[] {
+  const v = tokenValue(raw);
+  if (v.prefix) throw badRequest(`"${raw}": a system alone is not supported here; give system|code`);
+  return v.key ? [v.key] : [];
+}
+
+/** Token values as one condition: exact keys, and key prefixes for `system|`. */
+function tokenCondition(param: string, raws: string[], not = false): Condition {
+  const vs = raws.map(tokenValue);
+  const keys = vs.flatMap((v) => (v.key ? [v.key] : []));
+  const prefixes = vs.flatMap((v) => (v.prefix ? [v.prefix] : []));
+  const parts: Condition[] = [];
+  if (keys.length || !prefixes.length) parts.push({ kind: 'key', param, keys, not });
+  if (prefixes.length) parts.push({ kind: 'keyPrefix', param, prefixes, not });
+  if (parts.length === 1) return parts[0];
+  return not ? { kind: 'all', conditions: parts } : { kind: 'any', conditions: parts };
 }
 
 function referenceKeyOf(param: string, raw: string, targetType: string | undefined, baseUrl?: string): string {
@@ -295,7 +314,7 @@ export class SearchParser {
     const refuse = () => badRequest(`Modifier :${modifier} is not supported on ${def.type} parameter ${code}`);
     switch (def.type) {
       case 'token': {
-        if (!modifier || modifier === 'not') return { kind: 'key', param: code, keys: values.flatMap(tokenKeysOf), not: modifier === 'not' };
+        if (!modifier || modifier === 'not') return tokenCondition(code, values, modifier === 'not');
         if (modifier === 'text') return { kind: 'string', param: subParam(code, 'text'), mode: 'prefix', values: values.map((v) => normalizeString(unescape(v))) };
         if (modifier === 'of-type') {
           const keys = values.map((v) => {
@@ -328,7 +347,7 @@ export class SearchParser {
         return { kind: 'string', param: code, mode, values: values.map(unescape).map((v) => (mode === 'exact' ? v : normalizeString(v))) };
       }
       case 'reference': {
-        if (modifier === 'identifier') return { kind: 'key', param: subParam(code, 'identifier'), keys: values.flatMap(tokenKeysOf) };
+        if (modifier === 'identifier') return tokenCondition(subParam(code, 'identifier'), values);
         if (modifier && !def.targets.includes(modifier)) throw badRequest(`Modifier :${modifier} is not a target type of reference parameter ${code} (targets: ${def.targets.join(', ')})`);
         return { kind: 'key', param: code, keys: values.map((v) => referenceKeyOf(code, v, modifier, this.opts.baseUrl)) };
       }

@@ -30,7 +30,7 @@ export type IndexKind = 'key' | 'string' | 'range';
 
 export type Condition =
   | { kind: 'key'; param: string; keys: string[]; not?: boolean }
-  | { kind: 'keyPrefix'; param: string; prefixes: string[] }
+  | { kind: 'keyPrefix'; param: string; prefixes: string[]; not?: boolean }
   | { kind: 'string'; param: string; mode: 'prefix' | 'exact' | 'contains'; values: string[] }
   | { kind: 'range'; param: string; match: RangeMatch }
   | { kind: 'missing'; param: string; index: IndexKind; missing: boolean }

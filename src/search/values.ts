@@ -19,16 +19,12 @@ export const SEP = '\u001f';
 export const tokenCodeKey = (code: string) => `c${SEP}${code}`;
 /** system and code; an absent system is the empty string, as in `|code` */
 export const tokenSystemCodeKey = (system: string, code: string) => `s${SEP}${system}${SEP}${code}`;
-/** system alone, as in `system|` */
-export const tokenSystemKey = (system: string) => `y${SEP}${system}`;
+/** The prefix of every system|code key of a system: `system|` searches it. */
+export const tokenSystemPrefix = (system: string) => `s${SEP}${system}${SEP}`;
 
 export function tokenKeys(system: string | undefined, code: string | undefined): string[] {
-  const keys: string[] = [];
-  if (code !== undefined && code !== '') {
-    keys.push(tokenCodeKey(code), tokenSystemCodeKey(system ?? '', code));
-  }
-  if (system) keys.push(tokenSystemKey(system));
-  return keys;
+  if (code === undefined || code === '') return [];
+  return [tokenCodeKey(code), tokenSystemCodeKey(system ?? '', code)];
 }
 
 /** Lowest and highest millisecond an instant may have; open period ends use them. */

@@ -406,8 +406,10 @@ export class MongoStore implements ResourceStore {
         return rangeFilter(c.match, (b) => ({ lu: { [OPS[b.op]]: b.value } }));
       case 'key':
         return { [field('k', c.param)]: { [c.not ? '$nin' : '$in']: c.keys } };
-      case 'keyPrefix':
-        return { $or: c.prefixes.map((p) => ({ [field('k', c.param)]: { $regex: `^${escapeRegex(p)}` } })) };
+      case 'keyPrefix': {
+        const re = `^(?:${c.prefixes.map(escapeRegex).join('|')})`;
+        return { [field('k', c.param)]: c.not ? { $not: new RegExp(re) } : { $regex: re } };
+      }
       case 'string': {
         if (c.mode === 'exact') return { [field('se', c.param)]: { $in: c.values } };
         const f = field('s', c.param);

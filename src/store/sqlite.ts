@@ -32,14 +32,11 @@ CREATE TABLE IF NOT EXISTS resources (
   UNIQUE (type, id)
 );
 CREATE INDEX IF NOT EXISTS resources_type_updated ON resources (type, last_updated);
-CREATE TABLE IF NOT EXISTS idx_key (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_key_value ON idx_key (type, param, key, pk);
+CREATE TABLE IF NOT EXISTS idx_key (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (type, param, key, pk)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_key_pk ON idx_key (pk, param, key);
-CREATE TABLE IF NOT EXISTS idx_string (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_string_norm ON idx_string (type, param, norm, pk);
+CREATE TABLE IF NOT EXISTS idx_string (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL, PRIMARY KEY (type, param, norm, exact, pk)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_string_pk ON idx_string (pk, param, norm);
-CREATE TABLE IF NOT EXISTS idx_range (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low REAL NOT NULL, high REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS idx_range_low ON idx_range (type, param, low, high, pk);
+CREATE TABLE IF NOT EXISTS idx_range (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low REAL NOT NULL, high REAL NOT NULL, PRIMARY KEY (type, param, low, high, pk)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_range_high ON idx_range (type, param, high, low, pk);
 CREATE INDEX IF NOT EXISTS idx_range_pk ON idx_range (pk, param, low, high);
 CREATE TABLE IF NOT EXISTS server_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,7 +88,7 @@ function driveRank(c: Condition): number | undefined {
     case 'range':
       return 6;
     case 'keyPrefix':
-      return 7;
+      return c.not ? undefined : 7;
     case 'any':
     case 'all': {
       const ranks = c.conditions.map(driveRank);
@@ -171,7 +168,7 @@ class SqlBuilder {
       case 'keyPrefix': {
         const testArgs: unknown[] = [];
         const test = c.prefixes.map((p) => (testArgs.push(p, prefixEnd(p)), '(key >= ? AND key < ?)')).join(' OR ');
-        return this.inIndex(alias, 'idx_key', type, c.param, test, args, testArgs, mode);
+        return this.inIndex(alias, 'idx_key', type, c.param, test, args, testArgs, mode, c.not);
       }
       case 'string': {
         const testArgs: unknown[] = [];

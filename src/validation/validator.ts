@@ -76,21 +76,13 @@ interface Node {
   sub?: Map<string, { node: Node; own: boolean } | null>;
   /** memoised per value type: the node's invariants then the type's (those the node does not redefine) */
   invFor?: Map<string, Invariant[]>;
+  /** the two memos above for type0 */
+  inv0?: Invariant[];
+  tp0?: CompiledSd[];
   /** memoised per value type: the compiled profiles of the type (type.profile) */
   typeProfiles?: Map<string, CompiledSd[]>;
-  /** memoised reference target information */
-  ref?: RefTargets | null;
   /** memoised per discriminator: its path, parsed, and the element it designates in this slice */
   disc?: Map<{ type: string; path: string }, Disc>;
-}
-
-interface RefTargets {
-  targets: string[];
-  /** undefined when a target profile is unknown here: the type cannot be checked */
-  types?: Set<string>;
-  /** target profiles by the type they constrain */
-  sdTypes: (string | undefined)[];
-  basePermitted: Map<string, boolean>;
 }
 
 interface Disc {
@@ -178,7 +170,27 @@ const NATIVE: Record<string, { expr: string; test: (v: Json, ctx: WalkContext) =
   },
   'qty-3': { expr: 'code.empty() or system.exists()', test: (v) => !isObj(v) || v.code === undefined || v.system !== undefined },
   'att-1': { expr: 'data.empty() or contentType.exists()', test: (v) => !isObj(v) || v.data === undefined || v.contentType !== undefined },
+  // Observation (R4 core and the vital-signs profiles)
+  'obs-3': { expr: 'low.exists() or high.exists() or text.exists()', test: (v) => !isObj(v) || v.low !== undefined || v.high !== undefined || v.text !== undefined || v._text !== undefined },
+  'obs-6': { expr: 'dataAbsentReason.empty() or value.empty()', test: (v) => !isObj(v) || v.dataAbsentReason === undefined || !hasChoiceValue(v, 'value') },
+  'obs-7': {
+    expr: 'value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()',
+    test: (v, ctx) => {
+      if (!isObj(v) || !hasChoiceValue(v, 'value') || !Array.isArray(v.component)) return true;
+      const own = isObj(ctx.resource.code) && Array.isArray(ctx.resource.code.coding) ? ctx.resource.code.coding : [];
+      if (!own.length) return true;
+      return !v.component.some((c) => isObj(c) && isObj(c.code) && Array.isArray(c.code.coding) && c.code.coding.some((x) => own.some((o) => deepEqual(x, o))));
+    },
+  },
+  'vs-2': {
+    expr: '(component.empty() and hasMember.empty()) implies (dataAbsentReason.exists() or value.exists())',
+    test: (v) => !isObj(v) || v.component !== undefined || v.hasMember !== undefined || v.dataAbsentReason !== undefined || hasChoiceValue(v, 'value'),
+  },
+  'vs-3': { expr: 'value.exists() or dataAbsentReason.exists()', test: (v) => !isObj(v) || v.dataAbsentReason !== undefined || hasChoiceValue(v, 'value') },
 };
+
+/** vs-1 (two wordings): a dateTime effective[x] is precise to the day (instants, the other string type there, always are) */
+const VS_1: Record<string, number> = { '$this is dateTime implies $this.toString().length() >= 10': 10, '($this as dateTime).toString().length() >= 8': 8 };
 
 // FR Core Patient INS invariants, natively (same semantics as their FHIRPath, which costs ~60 µs each in fhirpath.js)
 const RELIABILITY = 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability';
@@ -188,6 +200,11 @@ const arr = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : []);
 function valueOf(e: Obj): unknown {
   for (const k in e) if (k.startsWith('value')) return e[k];
   return undefined;
+}
+/** Does the object hold the choice element `name` (name + type, or _name + type with an extension)? */
+function hasChoiceValue(e: Obj, name: string): boolean {
+  for (const k in e) if (choiceKeyMatches(k, name)) return true;
+  return false;
 }
 function hasValueKey(e: Obj): boolean {
   for (const k in e) if (k.startsWith('value')) return true;
@@ -248,6 +265,21 @@ const FR_NATIVE: Record<string, { expr: string; test: (v: Json) => boolean }> = 
   },
   'pat-1': { expr: 'name.exists() or telecom.exists() or address.exists() or organization.exists()', test: (v) => !isObj(v) || ['name', 'telecom', 'address', 'organization'].some((k) => v[k] !== undefined) },
 };
+
+/**
+ * The native implementation of an invariant (same semantics as its FHIRPath expression, which it must
+ * match word for word), or undefined: the expression is then evaluated by fhirpath.js. Exported for
+ * the tests that hold each one against fhirpath.js.
+ */
+export function nativeInvariant(key: string, expression: string): ((v: Json, ctx: WalkContext) => boolean) | undefined {
+  const fr = FR_NATIVE[key];
+  if (fr && fr.expr === expression) return fr.test;
+  const native = NATIVE[key];
+  if (native && native.expr === expression) return native.test;
+  const vs1 = key === 'vs-1' ? VS_1[expression] : undefined;
+  if (vs1) return (v) => typeof v !== 'string' || v.length >= vs1;
+  return undefined;
+}
 
 /** Constraints the validator does not evaluate: ele-1 (checked natively on every element), narrative html checks (done as a primitive check). */
 const SKIPPED = new Set(['ele-1', 'txt-1', 'txt-2']);
@@ -383,10 +415,8 @@ export class Validator {
   private invariant(c: NonNullable<SdElement['constraint']>[number], base: string): Invariant | undefined {
     if (SKIPPED.has(c.key) || c.bestPractice || !c.expression) return undefined;
     const severity = c.severity === 'error' ? 'error' : 'warning';
-    const fr = FR_NATIVE[c.key];
-    if (fr && fr.expr === c.expression) return { key: c.key, severity, human: c.human, expression: c.expression, test: fr.test };
-    const native = NATIVE[c.key];
-    if (native && native.expr === c.expression) return { key: c.key, severity, human: c.human, expression: c.expression, test: native.test };
+    const native = nativeInvariant(c.key, c.expression);
+    if (native) return { key: c.key, severity, human: c.human, expression: c.expression, test: native };
     const dom = DOM_NATIVE[c.key];
     if (dom && c.key.startsWith('dom-')) return { key: c.key, severity, human: c.human, expression: c.expression, test: (v) => !isObj(v) || dom(v) };
     const fn = this.fhirpath(base, c.expression);
@@ -603,9 +633,35 @@ export class Validator {
         done.push({ children, expr });
       } else walked.set(obj, [{ children, expr }]);
     }
-    // an element absent from the instance only has its minimum cardinality to check
+    // an element absent from the instance only has its minimum cardinality to check. Which
+    // elements are present is read from the instance's keys (one bit per element, the required
+    // ones set beforehand), rather than probing the instance for every element of the definition.
+    const n = children.length;
+    let lo = 0;
+    let hi = 0;
+    if (n <= 60) {
+      const idx = childIndex(children);
+      lo = idx.reqLo;
+      hi = idx.reqHi;
+      const choices = idx.choices;
+      for (const k in obj) {
+        let i = idx.byKey.get(k);
+        if (i === undefined) {
+          for (let c = 0; c < choices.length; c++) {
+            if (choiceKeyMatches(k, children[choices[c]].name)) {
+              i = choices[c];
+              break;
+            }
+          }
+          if (i === undefined) continue;
+        }
+        if (i < 30) lo |= 1 << i;
+        else hi |= 1 << (i - 30);
+      }
+    }
     let keys: string[] | undefined;
-    for (let i = 0; i < children.length; i++) {
+    for (let i = 0; i < n; i++) {
+      if (n <= 60 && (i < 30 ? (lo & (1 << i)) === 0 : (hi & (1 << (i - 30))) === 0)) continue;
       const child = children[i];
       if (child.choice) {
         keys ??= Object.keys(obj);
@@ -941,6 +997,7 @@ export class Validator {
 
   /** The invariants of an element holding a value of `type`: its own, then the type's that it does not redefine (memoised). */
   private invariantsFor(node: Node, type: string): Invariant[] {
+    if (type === node.type0 && node.inv0) return node.inv0;
     node.invFor ??= new Map();
     let list = node.invFor.get(type);
     if (!list) {
@@ -948,12 +1005,14 @@ export class Validator {
       const own = new Set(node.invariants.map((i) => i.key));
       list = typeRoot && typeRoot !== node ? [...node.invariants, ...typeRoot.invariants.filter((i) => !own.has(i.key))] : node.invariants;
       node.invFor.set(type, list);
+      if (type === node.type0) node.inv0 = list;
     }
     return list;
   }
 
   /** The profiles an element's type names (type.profile) other than the base type, compiled (memoised). */
   private typeProfilesFor(node: Node, type: string): CompiledSd[] {
+    if (type === node.type0 && node.tp0) return node.tp0;
     node.typeProfiles ??= new Map();
     let list = node.typeProfiles.get(type);
     if (!list) {
@@ -964,6 +1023,7 @@ export class Validator {
         if (def && def.sd !== node.sd) list.push(def);
       }
       node.typeProfiles.set(type, list);
+      if (type === node.type0) node.tp0 = list;
     }
     return list;
   }
@@ -1026,6 +1086,42 @@ export class Validator {
   }
 }
 
+/** The children of an element indexed by JSON key (name and _name of each non-choice element), with the choice elements and the required ones (as bits). */
+interface ChildIndex {
+  byKey: Map<string, number>;
+  choices: number[];
+  reqLo: number;
+  reqHi: number;
+}
+
+const childIndexes = new WeakMap<Node[], ChildIndex>();
+
+function childIndex(children: Node[]): ChildIndex {
+  let idx = childIndexes.get(children);
+  if (!idx) {
+    const x: ChildIndex = { byKey: new Map(), choices: [], reqLo: 0, reqHi: 0 };
+    children.forEach((c, i) => {
+      if (c.choice) x.choices.push(i);
+      else {
+        if (!x.byKey.has(c.name)) x.byKey.set(c.name, i);
+        if (c.xname !== undefined && !x.byKey.has(c.xname)) x.byKey.set(c.xname, i);
+      }
+      if (c.min > 0) {
+        if (i < 30) x.reqLo |= 1 << i;
+        else x.reqHi |= 1 << (i - 30);
+      }
+    });
+    childIndexes.set(children, (idx = x));
+  }
+  return idx;
+}
+
+/** Is `key` a JSON key of the choice element `name` (name + type, or _name + type)? */
+function choiceKeyMatches(k: string, name: string): boolean {
+  const off = k.charCodeAt(0) === 95 ? 1 : 0;
+  return k.length > name.length + off && k.startsWith(name, off);
+}
+
 /** Is there a key for the choice element `name` (name + type, or _name + type)? */
 function hasChoiceKey(keys: string[], name: string): boolean {
   for (let i = 0; i < keys.length; i++) {
@@ -1070,7 +1166,9 @@ function splitPath(path: string): string[] {
 
 /** Equality of a value with a fixed value; canonicals match when one side has no |version. */
 function equalValue(v: unknown, fixed: unknown, type: string): boolean {
+  if (v === fixed) return true;
   if (type === 'Canonical' && typeof v === 'string' && typeof fixed === 'string') {
+    if (v.indexOf('|') < 0 && fixed.indexOf('|') < 0) return false;
     const [a, av] = v.split('|');
     const [b, bv] = fixed.split('|');
     return a === b && (av === undefined || bv === undefined || av === bv);
@@ -1097,7 +1195,8 @@ export function contains(pattern: unknown, value: unknown): boolean {
   if (isObj(pattern)) {
     if (Array.isArray(value)) return value.some((v) => contains(pattern, v));
     if (!isObj(value)) return false;
-    return Object.entries(pattern).every(([k, p]) => contains(p, value[k]));
+    for (const k in pattern) if (!contains(pattern[k], value[k])) return false;
+    return true;
   }
   if (Array.isArray(value)) return value.some((v) => contains(pattern, v));
   return pattern === value;
