@@ -27,8 +27,8 @@ interface Invariant {
   severity: 'error' | 'warning';
   human: string;
   expression: string;
-  /** evaluates the invariant on a node; true when it holds */
-  test: (node: Json, ctx: WalkContext) => boolean;
+  /** evaluates the invariant on a node; true when it holds, 'unknown' when it cannot be evaluated here */
+  test: (node: Json, ctx: WalkContext) => boolean | 'unknown';
 }
 
 interface Node {
@@ -420,7 +420,8 @@ export class Validator {
     const dom = DOM_NATIVE[c.key];
     if (dom && c.key.startsWith('dom-')) return { key: c.key, severity, human: c.human, expression: c.expression, test: (v) => !isObj(v) || dom(v) };
     const fn = this.fhirpath(base, c.expression);
-    if (!fn) return undefined;
+    // an expression the FHIRPath engine cannot compile is reported, not silently dropped
+    if (!fn) return { key: c.key, severity, human: c.human, expression: c.expression, test: () => 'unknown' };
     return {
       key: c.key,
       severity,
@@ -431,7 +432,7 @@ export class Validator {
           const r = fn(v, { resource: ctx.resource, rootResource: ctx.rootResource });
           return r.length === 0 || r[0] === true || (r.length === 1 && r[0] !== false && typeof r[0] !== 'boolean');
         } catch {
-          return true; // an expression this engine cannot evaluate on this input is not held against the resource
+          return 'unknown'; // not held against the resource, but said
         }
       },
     };
@@ -991,7 +992,9 @@ export class Validator {
   private runInvariants(invariants: Invariant[], it: Item, ctx: WalkContext): void {
     for (let i = 0; i < invariants.length; i++) {
       const inv = invariants[i];
-      if (!inv.test(it.v, ctx)) this.push(ctx, inv.severity, 'invariant', it.expr, `${it.expr}: constraint ${inv.key} failed: ${inv.human}`);
+      const held = inv.test(it.v, ctx);
+      if (held === 'unknown') this.push(ctx, 'warning', 'informational', it.expr, `${it.expr}: constraint ${inv.key} could not be evaluated here (${inv.expression}); it was not checked`);
+      else if (!held) this.push(ctx, inv.severity, 'invariant', it.expr, `${it.expr}: constraint ${inv.key} failed: ${inv.human}`);
     }
   }
 
