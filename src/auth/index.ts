@@ -1,4 +1,4 @@
-import { createHmac, randomInt, createHash, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, randomInt, createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response, type NextFunction } from 'express';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
 import type * as OidcProviderModule from 'oidc-provider';
@@ -7,6 +7,7 @@ import type { Logger } from '../log';
 import { FhirError } from '../outcome';
 import { accessFromToken, forbidden, type Access } from '../policy/access';
 import { describeScope, grantable, parseScope, parseScopes } from '../policy/scopes';
+import { tokenSystemCodeKey } from '../search/values';
 import type { ResourceStore } from '../store/types';
 import { adapterFor } from './adapter';
 import { loadEsm, native } from './esm';
@@ -30,6 +31,8 @@ export interface LaunchContext {
 interface Launch {
   patient: string;
   issuedBy: string;
+  /** the signed-in user of the token that issued it (`Practitioner/..`): only they may use it */
+  user?: string;
   expiresAt: number;
 }
 
@@ -127,6 +130,13 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never, idTokenSigningAlgValues: SIGNING_ALGS as never },
     clientDefaults: { id_token_signed_response_alg: 'RS384', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'private_key_jwt' },
     allowOmittingSingleRegisteredRedirectUri: false,
+    // Each EHR launch gets a grant of its own: its launch context (the patient) is the grant's, so
+    // a second launch of the same app in the same session, for another patient, must not reuse the
+    // first one's grant (and context); it goes through consent, where its context is recorded.
+    async loadExistingGrant(ctx: KoaContext) {
+      const grantId = ctx.oidc.result?.consent?.grantId || ((ctx.oidc.params as Record<string, unknown>).launch ? undefined : ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId));
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+    },
     extraParams: {
       // SMART: `aud` must name this server's FHIR base, so a token is never requested for another server
       aud(ctx: KoaContext, value: string | undefined) {
@@ -434,6 +444,9 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       if (typeof launchId === 'string') {
         const launch = await store.getState<Launch | null>(`smart:launch:${launchId}`);
         if (!launch || launch.expiresAt < Date.now()) return provider.interactionFinished(req, res, native({ error: 'invalid_request', error_description: 'The launch is unknown or has expired' }), { mergeWithLastSubmission: false });
+        // a launch issued from a professional's session is theirs; a patient's own context is never replaced
+        const notTheirs = (launch.user && launch.user !== context.fhirUser) || (context.patient !== undefined && context.patient !== launch.patient);
+        if (notTheirs) return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'This launch was not issued for the signed-in user' }), { mergeWithLastSubmission: false });
         context.patient = launch.patient;
       }
       await store.setState(`smart:context:${grantId}`, context);
@@ -450,7 +463,8 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         const d = await details(req, res);
         if (d.prompt.name !== 'login') return res.redirect(`${authPath}/interaction/${d.uid}`);
         if (!req.oidc?.isAuthenticated()) return res.oidc.login({ returnTo: `${authPath}/interaction/${d.uid}/pro` });
-        const rpps = pro.rppsOf(req.oidc.user ?? {});
+        const rpps = await pro.rppsOf(req);
+        pro.endSession(req);
         const practitioner = rpps ? await findPractitioner(rpps) : undefined;
         if (!practitioner) return html(res, 403, errorPage('Accès refusé', 'Votre identité de professionnel de santé (RPPS) ne correspond à aucun professionnel connu de ce serveur.'));
         await provider.interactionFinished(req, res, native({ login: { accountId: `practitioner:${practitioner}` } }), { mergeWithLastSubmission: false });
@@ -460,9 +474,9 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     });
   }
 
-  /** The Practitioner whose FR Core RPPS identifier is `rpps`. */
+  /** The Practitioner whose FR Core RPPS identifier is `rpps` (the index's own token keys, as `identifier=system|value` searches them). */
   async function findPractitioner(rpps: string): Promise<string | undefined> {
-    const keys = RPPS_SYSTEMS.map((s) => `${s}|${rpps}`);
+    const keys = RPPS_SYSTEMS.map((s) => tokenSystemCodeKey(s, rpps));
     const page = await store.search({ scopes: [{ type: 'Practitioner', conditions: [{ kind: 'key', param: 'identifier', keys }] }], sort: [], count: 2, total: 'none' });
     return page.items.length === 1 ? page.items[0].id : undefined;
   }
@@ -474,8 +488,10 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       const patient = (req.body as { patient?: unknown })?.patient;
       if (typeof patient !== 'string' || !/^[A-Za-z0-9\-.]{1,64}$/.test(patient)) return res.status(400).json({ error: 'invalid_request', error_description: 'patient: the id of a Patient' });
       if (!access.scopes.some((s) => s.context === 'user' || s.context === 'system')) throw forbidden('An EHR launch is issued by a professional (user/ scopes) or a system');
-      const id = createHash('sha256').update(`${Math.random()}${Date.now()}${secrets.cookieKeys[0]}`).digest('base64url').slice(0, 32);
-      await store.setState(`smart:launch:${id}`, { patient, issuedBy: access.clientId, expiresAt: Date.now() + 5 * 60 * 1000 } satisfies Launch);
+      const current = await store.read('Patient', patient);
+      if (!current || current.deleted) return res.status(404).json({ error: 'invalid_request', error_description: `No Patient/${patient}` });
+      const id = randomBytes(24).toString('base64url');
+      await store.setState(`smart:launch:${id}`, { patient, issuedBy: access.clientId, ...(access.fhirUser ? { user: access.fhirUser } : {}), expiresAt: Date.now() + 5 * 60 * 1000 } satisfies Launch);
       res.status(201).json({ launch: id, expires_in: 300 });
     } catch (e) {
       if (e instanceof FhirError) return res.status(e.status).set(e.headers).json({ error: e.status === 401 ? 'invalid_token' : 'insufficient_scope', error_description: e.message });
@@ -559,9 +575,15 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   router.use((req, res, next) => {
     Promise.resolve(callback(req, res)).catch(next);
   });
-  router.use((err: Error, _req: Request, res: Response, next: NextFunction) => {
+  router.use((err: Error, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
     const name = (err as { name?: string }).name;
+    if (pro && req.path === '/pro/callback') {
+      // the upstream refused or the answer did not check out (state, nonce, ID token): not a failure of this server
+      const code = (err as { error?: unknown }).error;
+      log.warn({ err: typeof code === 'string' ? code : name }, 'professional sign-in through the upstream provider failed');
+      return html(res, 401, errorPage('Connexion impossible', 'La connexion avec Pro Santé Connect n’a pas abouti. Recommencez depuis votre logiciel.'));
+    }
     if (name === 'SessionNotFound' || name === 'InvalidRequest') return html(res, 400, errorPage('Session expirée', 'Cette page de connexion a expiré. Recommencez depuis l’application.'));
     log.error({ err: name, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, 'authorization page failed');
     return html(res, 500, errorPage('Erreur', 'Une erreur est survenue. Réessayez plus tard.'));
