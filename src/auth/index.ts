@@ -351,12 +351,23 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     }
   });
 
+  /** "Hélène Lefèvre (Patient/123)" from the stored resource's first name, or the reference alone. */
+  async function displayName(ref: string): Promise<string> {
+    const m = /^(Patient|Practitioner|RelatedPerson)\/([A-Za-z0-9.-]{1,64})$/.exec(ref);
+    if (!m) return ref;
+    const v = await store.read(m[1], m[2]);
+    if (!v?.json || v.deleted) return ref;
+    const name = ((JSON.parse(v.json) as { name?: { given?: string[]; family?: string; text?: string }[] }).name ?? [])[0];
+    const text = name?.text ?? [...(name?.given ?? []), name?.family].filter(Boolean).join(' ');
+    return text ? `${text} (${ref})` : ref;
+  }
+
   async function consentHtml(d: Awaited<ReturnType<Provider['interactionDetails']>>, name: string): Promise<string> {
     const details = d.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
     const oidc = details.missingOIDCScope ?? [];
     const resource = Object.values(details.missingResourceScopes ?? {}).flat();
     const sub = d.session?.accountId ?? '';
-    const who = (await fhirUserOf(sub)) ?? sub;
+    const who = await displayName((await fhirUserOf(sub)) ?? sub);
     const scopes = [...oidc, ...resource].map((value) => ({ value, label: describeScope(value), required: value === 'openid' || value === 'launch' || value === 'launch/patient' }));
     return consentPage({ action: `${authPath}/interaction/${d.uid}/consent`, csrf: csrfFor(d.uid), clientName: name, who, scopes });
   }
