@@ -15,6 +15,7 @@ import type { Bundle } from 'fhir/r4';
 import mongoose from 'mongoose';
 import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
+import { fmt, intEnv, log, SERVER_READY, serverEnv } from './common';
 import { measure, type Figure } from './measure';
 import { INS_SYSTEM, insValue, makePatient, transactionOf } from './patients';
 import { summarizeProfile, type ProfileSummary } from './profile';
@@ -23,17 +24,8 @@ import { writeReadme, type Report } from './report';
 const ROOT = path.resolve(__dirname, '..', '..');
 const SERVER_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
 const CEILING_MAIN = path.join(__dirname, 'ceiling.js');
-const SERVER_READY = /FHIR R4 at (http:\/\/\S+?)\/fhir\b/;
 const CEILING_READY = /ceiling: listening at (http:\/\/\S+)/;
 const BUNDLE_SIZE = 500;
-
-function intEnv(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
-  return n;
-}
 
 const SECONDS = intEnv('BENCH_SECONDS', 10);
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 10);
@@ -44,8 +36,6 @@ const PROFILE_PATIENTS = Math.min(PATIENTS, 2_000);
 /** Default size of the MongoDB load when the server is FerretDB (see runMongo). */
 const FERRETDB_PATIENTS = 500;
 
-const log = (line = '') => process.stdout.write(`${line}\n`);
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const random = (n: number) => Math.floor(Math.random() * n);
 
 export interface EngineResult {
@@ -59,10 +49,8 @@ export interface EngineResult {
 }
 
 /** The env of a server child: no inherited MONGODB_URI unless asked, quiet logs, a free port. */
-function serverEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ACCESS_TOKEN_TTL: '86400', DATA_DIR: tempDir('esf-bench-data-'), ...extra };
-  if (!extra.MONGODB_URI) delete env.MONGODB_URI;
-  return env;
+function serverEnvFor(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return serverEnv(tempDir('esf-bench-data-'), { ...extra });
 }
 
 /** Loads `count` patients with transaction Bundles (batch if the deployment has no transactions); returns their ids. */
@@ -147,7 +135,7 @@ async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<s
   log(`\n== ${title}${note ? ` (${note})` : ''}`);
   let server: Started | undefined;
   try {
-    const senv = serverEnv(env);
+    const senv = serverEnvFor(env);
     server = await startNode(`server (${key})`, [SERVER_MAIN], senv, SERVER_READY, ROOT);
     await authorize(server.url, senv.DATA_DIR!);
     const fhir = `${server.url}/fhir`;
@@ -198,7 +186,7 @@ async function runProfile(): Promise<{ summary?: ProfileSummary; figures: Figure
   const profDir = tempDir('esf-bench-prof-');
   let server: Started | undefined;
   try {
-    server = await startNode('server (profiled)', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, SERVER_MAIN], serverEnv({ DATA_DIR: dataDir }), SERVER_READY, ROOT);
+    server = await startNode('server (profiled)', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, SERVER_MAIN], serverEnvFor({ DATA_DIR: dataDir }), SERVER_READY, ROOT);
     await authorize(server.url, dataDir);
     const { ids } = await loadPatients(`${server.url}/fhir`, PROFILE_PATIENTS);
     const ops = operations(ids, PATIENTS + 5_000_000);

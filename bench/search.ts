@@ -19,6 +19,7 @@ import type { Bundle } from 'fhir/r4';
 import mongoose from 'mongoose';
 import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
+import { fmt, intEnv, log, SERVER_READY, serverEnv } from './common';
 import { measure, type Figure } from './measure';
 import { makePatient } from './patients';
 import {
@@ -28,7 +29,6 @@ import {
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SERVER_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
-const SERVER_READY = /FHIR R4 at (http:\/\/\S+?)\/fhir\b/;
 const BUNDLE_ENTRIES = 500;
 const README = path.join(ROOT, 'bench', 'README.md');
 export const START = '<!-- bench-search:start -->';
@@ -36,14 +36,6 @@ export const END = '<!-- bench-search:end -->';
 /** A run with BENCH_SEARCH_ENGINES=mongodb writes into its own markers, keeping the embedded engine's figures. */
 export const MONGO_START = '<!-- bench-search-mongo:start -->';
 export const MONGO_END = '<!-- bench-search-mongo:end -->';
-
-function intEnv(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
-  return n;
-}
 
 const SECONDS = intEnv('BENCH_SECONDS', 10);
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 10);
@@ -55,8 +47,6 @@ const P99_TARGET_MS = 20;
 /** Latency ratio (100k / 10k) still counted as logarithmic growth: log(100k)/log(10k) = 1.25, with room for noise. */
 const LOG_GROWTH_MAX = 1.5;
 
-const log = (line = '') => process.stdout.write(`${line}\n`);
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const random = (n: number) => Math.floor(Math.random() * n);
 const enc = encodeURIComponent;
 
@@ -348,10 +338,8 @@ export interface SearchEngineResult {
   error?: string;
 }
 
-function serverEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ACCESS_TOKEN_TTL: '86400', DATA_DIR: tempDir('esf-bench-data-'), REQUIRED_PROFILES: 'none', ...extra };
-  if (!extra.MONGODB_URI) delete env.MONGODB_URI;
-  return env;
+function serverEnvFor(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return serverEnv(tempDir('esf-bench-data-'), { REQUIRED_PROFILES: 'none', ...extra });
 }
 
 async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<string, string>, total: number, note?: string): Promise<SearchEngineResult> {
@@ -362,7 +350,7 @@ async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<s
   let server: Started | undefined;
   const now = Date.now();
   try {
-    const senv = serverEnv(env);
+    const senv = serverEnvFor(env);
     server = await startNode(`server (${key})`, [SERVER_MAIN], senv, SERVER_READY, ROOT, 120_000);
     await authorize(server.url, senv.DATA_DIR!);
     const fhir = `${server.url}/fhir`;
