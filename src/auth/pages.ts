@@ -26,6 +26,7 @@ legend{font-weight:700;padding:0 .25rem}
 .scope input{width:1.25rem;height:1.25rem;margin-top:.2rem;flex:none}
 .scope label{margin:0;font-weight:400}
 .meta{color:#3a3a3a;font-size:.95rem}
+.scope.required .tick{flex:none;width:1.25rem;text-align:center;color:#000091;font-weight:700}
 code{font-size:.9rem}
 `;
 
@@ -88,8 +89,12 @@ ${errorBox(o.error)}
 export function consentPage(o: { action: string; csrf: string; clientName: string; who: string; scopes: { value: string; label: string; required: boolean }[] }): string {
   const items = o.scopes
     .map(
-      (s, i) => `<div class="scope"><input type="checkbox" id="scope-${i}" name="scope" value="${esc(s.value)}" checked${s.required ? ' disabled' : ''}>
-<label for="scope-${i}">${esc(s.label)} <code>${esc(s.value)}</code>${s.required ? ' (nécessaire)' : ''}</label></div>${s.required ? `<input type="hidden" name="scope" value="${esc(s.value)}">` : ''}`,
+      (s, i) =>
+        s.required
+          ? // a required access is stated in full contrast, not offered as a box that cannot be unticked
+            `<div class="scope required"><span class="tick" aria-hidden="true">✓</span><span>${esc(s.label)} <code>${esc(s.value)}</code> (nécessaire)</span><input type="hidden" name="scope" value="${esc(s.value)}"></div>`
+          : `<div class="scope"><input type="checkbox" id="scope-${i}" name="scope" value="${esc(s.value)}" checked>
+<label for="scope-${i}">${esc(s.label)} <code>${esc(s.value)}</code></label></div>`,
     )
     .join('\n');
   return page(

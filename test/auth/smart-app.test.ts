@@ -102,8 +102,11 @@ if (!haveChromium) console.warn(`${CHROMIUM} is missing (apt-get install chromiu
     // consent: which app, which data, which access; boxes to untick
     await page.waitForSelector('fieldset');
     expect(await page.textContent('h1')).toContain('Autoriser Carnet de santé');
+    // what the patient may refuse is a box to untick; what the app needs is stated, not a greyed box
     const boxes = await page.locator('input[type=checkbox]').count();
-    expect(boxes).toBeGreaterThanOrEqual(4);
+    expect(boxes).toBeGreaterThanOrEqual(3);
+    expect(await page.locator('input[type=checkbox]:disabled').count()).toBe(0);
+    expect(await page.textContent('fieldset')).toContain('(nécessaire)');
     expect(await page.textContent('fieldset')).toContain('Lire, rechercher : toutes vos données de santé de votre dossier');
     await page.screenshot({ path: path.join(ARTIFACTS, 'smart-3-consentement.png'), fullPage: true });
     await page.getByRole('button', { name: 'Autoriser' }).click();

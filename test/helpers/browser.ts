@@ -65,7 +65,7 @@ export class Browser {
 
 const unescape = (s: string) => s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
 
-/** The values of the scope checkboxes of a consent page. */
+/** The scopes a consent page offers: its checkboxes and the required ones it states (hidden fields). */
 export function consentScopes(html: string): string[] {
-  return [...html.matchAll(/type="checkbox" id="[^"]+" name="scope" value="([^"]+)"/g)].map((m) => unescape(m[1]));
+  return [...html.matchAll(/(?:type="checkbox" id="[^"]+"|type="hidden") name="scope" value="([^"]+)"/g)].map((m) => unescape(m[1]));
 }
