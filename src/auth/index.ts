@@ -452,6 +452,10 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       const context: LaunchContext = { fhirUser: await fhirUserOf(accountId) };
       if (accountId.startsWith('patient:')) context.patient = context.fhirUser?.slice('Patient/'.length);
       const launchId = (d.params as Record<string, unknown>).launch;
+      // the `launch` scope asks for the context of an EHR launch: without a launch there is none to give
+      if (typeof launchId !== 'string' && String(d.params.scope ?? '').split(' ').includes('launch')) {
+        return provider.interactionFinished(req, res, native({ error: 'invalid_scope', error_description: 'The launch scope goes with the launch parameter of an EHR launch (a standalone launch asks for launch/patient)' }), { mergeWithLastSubmission: false });
+      }
       if (typeof launchId === 'string') {
         const launch = await store.getState<Launch | null>(`smart:launch:${launchId}`);
         if (!launch || launch.expiresAt < Date.now()) return provider.interactionFinished(req, res, native({ error: 'invalid_request', error_description: 'The launch is unknown or has expired' }), { mergeWithLastSubmission: false });
@@ -459,6 +463,8 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         const notTheirs = (launch.user && launch.user !== context.fhirUser) || (context.patient !== undefined && context.patient !== launch.patient);
         if (notTheirs) return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'This launch was not issued for the signed-in user' }), { mergeWithLastSubmission: false });
         context.patient = launch.patient;
+        // a launch serves once
+        await store.setState(`smart:launch:${launchId}`, null);
       }
       await store.setState(`smart:context:${grantId}`, context);
       await provider.interactionFinished(req, res, native({ consent: { grantId } }), { mergeWithLastSubmission: true });

@@ -126,6 +126,11 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
     expect((await get(t, `/fhir/Patient/${B}`)).status).toBe(404);
     expect((await get(t, `/fhir/Observation/${obsB}`)).status).toBe(404);
 
+    // a launch serves once
+    const again = await launchApp(browser, launch, pkce().challenge);
+    expect(again!.searchParams.get('error')).toBe('invalid_request');
+    expect(again!.searchParams.get('code')).toBeNull();
+
     // a second launch in the same session, for another patient: a token for that patient (not the first one's context)
     const second = await issueLaunch(token, { patient: B });
     const p2 = pkce();
@@ -159,6 +164,11 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
 
   test('a launch that is unknown, or issued for someone else, gives no token', async () => {
     const martin = await signInToSoftware('cps-martin');
+    // the launch scope without a launch: no context to give
+    const bare = await martin.browser.go(authorizeUrl('app-ehr', APP_REDIRECT, 'launch openid fhirUser patient/*.rs', pkce().challenge));
+    const refused = bare ?? (await martin.browser.submit({ decision: 'allow', scope: consentScopes(martin.browser.page!.text) }));
+    expect(refused!.searchParams.get('error')).toBe('invalid_scope');
+    expect(refused!.searchParams.get('code')).toBeNull();
     // unknown launch id
     const unknown = await launchApp(martin.browser, 'inconnu', pkce().challenge);
     expect(unknown!.searchParams.get('error')).toBe('invalid_request');
