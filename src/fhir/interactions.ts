@@ -39,7 +39,7 @@ function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what
 
 /** The answer to a successful write, shaped by `Prefer: return`. */
 export function writeResponse(svc: Services, req: FhirRequest, status: number, v: StoredVersion, message: string, warnings: Issue[] = []): FhirResponse {
-  const headers = versionHeaders(svc, v, req.baseUrl, status === 201 || req.method !== 'DELETE');
+  const headers = versionHeaders(v, req.baseUrl, status === 201 || req.method !== 'DELETE');
   if (req.prefer.return === 'minimal') return { status, headers };
   if (req.prefer.return === 'OperationOutcome') return { status, headers, body: warnings.length ? operationOutcome([...informational(message).issue.map((i) => ({ severity: i.severity, code: i.code, diagnostics: i.diagnostics! })), ...warnings]) : informational(message) };
   return v.json ? { status, headers, raw: v.json } : { status, headers };
@@ -68,7 +68,7 @@ export async function create(svc: Services, req: FhirRequest, type: string): Pro
   const body = resourceBody(svc, req.body, type);
   if (req.ifNoneExist !== undefined) {
     const matches = await conditionalMatches(svc, req, type, parseQueryString(req.ifNoneExist));
-    if (matches.length > 1) throw preconditionFailed(`If-None-Exist: ${matches.length > 1 ? 'several' : ''} ${type} resources match the criteria`);
+    if (matches.length > 1) throw preconditionFailed(`If-None-Exist: several ${type} resources match the criteria`);
     if (matches.length === 1) return writeResponse(svc, req, 200, matches[0], `${type}/${matches[0].id} already exists; nothing was created`);
   }
   const id = req.assignedId ?? randomUUID();
@@ -85,7 +85,7 @@ export async function read(svc: Services, req: FhirRequest, type: string, id: st
   const v = await svc.store.read(type, id);
   if (!v) throw notFound(`${type}/${id} is not known`);
   if (v.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`, undefined, { ETag: etag(v.versionId), 'Last-Modified': httpDate(v.lastUpdated) });
-  const headers = versionHeaders(svc, v, req.baseUrl, false);
+  const headers = versionHeaders(v, req.baseUrl, false);
   if (req.ifNoneMatch !== undefined && versionOfEtag(req.ifNoneMatch) === String(v.versionId)) return { status: 304, headers };
   if (req.ifModifiedSince !== undefined) {
     const since = Date.parse(req.ifModifiedSince);
@@ -99,7 +99,7 @@ export async function vread(svc: Services, req: FhirRequest, type: string, id: s
   const v = /^\d+$/.test(vid) ? await svc.store.vread(type, id, n) : undefined;
   if (!v) throw notFound(`${type}/${id} has no version ${vid}`);
   if (v.deleted) throw new FhirError(410, 'deleted', `Version ${vid} of ${type}/${id} is a deletion`, undefined, { ETag: etag(v.versionId) });
-  return { status: 200, headers: versionHeaders(svc, v, req.baseUrl, false), raw: v.json };
+  return { status: 200, headers: versionHeaders(v, req.baseUrl, false), raw: v.json };
 }
 
 export async function update(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
@@ -239,4 +239,3 @@ export async function history(svc: Services, req: FhirRequest, type?: string, id
   return { status: 200, headers: {}, raw: historyBundle(req.baseUrl, self, kept, count, page) };
 }
 
-export { iso };

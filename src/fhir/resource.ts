@@ -43,7 +43,7 @@ export function stamp(resource: Resource, id: string, versionId: number, lastUpd
   return { resourceType, id, meta: { ...(meta ?? {}), versionId: String(versionId), lastUpdated: iso(lastUpdated) }, ...rest } as Resource;
 }
 
-export function versionHeaders(svc: Services, v: StoredVersion, baseUrl: string, withLocation: boolean): Record<string, string> {
+export function versionHeaders(v: StoredVersion, baseUrl: string, withLocation: boolean): Record<string, string> {
   const h: Record<string, string> = { ETag: etag(v.versionId), 'Last-Modified': httpDate(v.lastUpdated) };
   if (withLocation) h.Location = `${baseUrl}/${v.type}/${v.id}/_history/${v.versionId}`;
   return h;

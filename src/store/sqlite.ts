@@ -199,14 +199,14 @@ class SqlBuilder {
         if (mode === 'drive') args.push(type);
         args.push(c.param);
         const inner = this.scope(t, c.targetTypes[0], c.conditions, args);
-        return `${head} AND k.key IN (SELECT ${t}.type || '/' || ${t}.id FROM resources ${t} WHERE ${inner} AND ${t}.deleted = 0 AND ${t}.container IS NULL))`;
+        return `${head} AND k.key IN (SELECT ${t}.type || '/' || ${t}.id FROM resources ${t} WHERE ${inner} AND ${t}.deleted = 0 AND +${t}.container IS NULL))`;
       }
       case 'has': {
         // the ids this type has in the references of the source resources that meet the inner conditions
         const src = `s${++this.aliases}`;
         args.push(c.param, `${type}/*`);
         const inner = this.scope(src, c.sourceType, c.conditions, args);
-        return `${alias}.id IN (SELECT substr(k.key, ${type.length + 2}) FROM resources ${src} JOIN idx_key k ON k.pk = ${src}.pk AND k.param = ? AND k.key GLOB ? WHERE ${inner} AND ${src}.deleted = 0 AND ${src}.container IS NULL)`;
+        return `${alias}.id IN (SELECT substr(k.key, ${type.length + 2}) FROM resources ${src} JOIN idx_key k ON k.pk = ${src}.pk AND k.param = ? AND k.key GLOB ? WHERE ${inner} AND ${src}.deleted = 0 AND +${src}.container IS NULL)`;
       }
     }
   }
@@ -474,7 +474,8 @@ export class SqliteStore implements ResourceStore {
     const args: unknown[] = [];
     const sql = new SqlBuilder();
     const scopes = plan.scopes.map((s) => `(${sql.scope('r', s.type, s.conditions, args)})`);
-    const contained = plan.contained === 'true' ? 'r.container IS NOT NULL' : plan.contained === 'both' ? '1' : 'r.container IS NULL';
+    // `+`: "not contained" is nearly every row, never a reason to walk the container index
+    const contained = plan.contained === 'true' ? 'r.container IS NOT NULL' : plan.contained === 'both' ? '1' : '+r.container IS NULL';
     const filter = `r.deleted = 0 AND ${contained} AND (${scopes.join(' OR ') || '0'})`;
     const total = plan.total === 'accurate' ? (this.sql(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
     if (plan.count === 0) return { items: [], total };
@@ -517,7 +518,7 @@ export class SqliteStore implements ResourceStore {
     const bySource = used.map((s) => (args.push(s.type, ...s.params), `(k.type = ? AND k.param IN (${marks(s.params)}))`)).join(' OR ');
     const rows = this
       .sql(
-        `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content FROM resources r JOIN history h ON h.seq = r.hseq WHERE r.deleted = 0 AND r.container IS NULL AND r.pk IN (SELECT k.pk FROM idx_key k WHERE k.key IN (${marks(targets)}) AND (${bySource})) ORDER BY r.pk LIMIT ?`,
+        `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, h.content FROM resources r JOIN history h ON h.seq = r.hseq WHERE r.deleted = 0 AND +r.container IS NULL AND r.pk IN (SELECT k.pk FROM idx_key k WHERE k.key IN (${marks(targets)}) AND (${bySource})) ORDER BY r.pk LIMIT ?`,
       )
       .all(...args, limit) as CurrentRow[];
     return rows.map(toVersion);
