@@ -79,11 +79,17 @@ account
   .requiredOption('--patient <id>', 'id of the Patient resource')
   .addOption(new Option('--channel <channel>', 'where one-time codes go').choices(['email', 'sms']).default('email'))
   .requiredOption('--to <address>', 'e-mail address or mobile number')
-  .option('--password <password>', 'password (else read from the ACCOUNT_PASSWORD environment variable)')
-  .action(async (o: { login: string; patient: string; channel: 'email' | 'sms'; to: string; password?: string }) => {
-    const password = o.password ?? process.env.ACCOUNT_PASSWORD;
-    if (!password) throw new Error('Give the password with --password or ACCOUNT_PASSWORD');
-    await withStore((s) => new AccountRegistry(s).add({ login: o.login, password, patientId: o.patient, channel: o.channel, to: o.to }));
+  // the password comes from the environment, never the command line (which any user of the machine can list)
+  .addHelpText('after', '\nThe password is read from the ACCOUNT_PASSWORD environment variable.')
+  .action(async (o: { login: string; patient: string; channel: 'email' | 'sms'; to: string }) => {
+    const password = process.env.ACCOUNT_PASSWORD;
+    if (!password) throw new Error('Give the password in the ACCOUNT_PASSWORD environment variable');
+    await withStore(async (s) => {
+      const registry = new AccountRegistry(s);
+      const patient = await s.read('Patient', o.patient);
+      if (!patient || patient.deleted) throw new Error(`There is no Patient/${o.patient} on this server`);
+      return registry.add({ login: o.login, password, patientId: o.patient, channel: o.channel, to: o.to });
+    });
     process.stdout.write(`account ${o.login} created for Patient/${o.patient}\n`);
   });
 

@@ -10,6 +10,7 @@ import { createApp } from '../../src/http/app';
 import { createLogger } from '../../src/log';
 import { createServices, type AppServices } from '../../src/server';
 import { anonymous, HOST, TOKEN_URL } from '../helpers/auth';
+import { emptyIndex } from '../../src/search/extract';
 import { testConfig } from '../helpers/engines';
 
 /**
@@ -139,6 +140,14 @@ describe('CLI: clients, accounts, signing keys', () => {
 
   test('account add enforces the password rule and links the account to its Patient', async () => {
     const base = ['account', 'add', '--login', 'helene', '--patient', 'p-helene', '--channel', 'sms', '--to', '+33612345678'];
+    // the Patient must exist
+    const missing = await cli(base, { ACCOUNT_PASSWORD: PASSWORD });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe('error: There is no Patient/p-helene on this server\n');
+    await services.store.write('Patient', 'p-helene', (_c, next) => ({
+      resource: { resourceType: 'Patient', id: 'p-helene', meta: { versionId: String(next.versionId), lastUpdated: new Date(next.lastUpdated).toISOString() }, name: [{ family: 'Lefèvre' }] },
+      index: emptyIndex(),
+    }));
     for (const [password, problem] of [
       ['Court1!', 'au moins 8 caractères'],
       ['motdepasse1!', 'au moins une lettre majuscule'],
