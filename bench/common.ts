@@ -25,3 +25,12 @@ export function serverEnv(dataDir: string, extra: Record<string, string>): NodeJ
   if (!extra.MONGODB_URI) delete env.MONGODB_URI;
   return env;
 }
+
+/** The URI with another database name (credentials keep authenticating against their own database). */
+export function withDatabase(uri: string, db: string): string {
+  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(?:\/([^?]*))?(\?.*)?$/.exec(uri);
+  if (!m) throw new Error('MONGODB_URI is not a mongodb:// or mongodb+srv:// URI');
+  let query = m[3] ?? '';
+  if (m[1].includes('@') && !/[?&]authSource=/.test(query)) query += `${query ? '&' : '?'}authSource=${m[2] || 'admin'}`;
+  return `${m[1]}/${db}${query}`;
+}

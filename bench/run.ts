@@ -15,7 +15,7 @@ import type { Bundle } from 'fhir/r4';
 import mongoose from 'mongoose';
 import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
-import { fmt, intEnv, log, SERVER_READY, serverEnv } from './common';
+import { fmt, intEnv, log, SERVER_READY, serverEnv, withDatabase } from './common';
 import { measure, type Figure } from './measure';
 import { INS_SYSTEM, insValue, makePatient, transactionOf } from './patients';
 import { summarizeProfile, type ProfileSummary } from './profile';
@@ -218,15 +218,6 @@ async function runProfile(): Promise<{ summary?: ProfileSummary; figures: Figure
     removeTempDir(dataDir);
     removeTempDir(profDir);
   }
-}
-
-/** The URI with another database name (credentials keep authenticating against their own database). */
-function withDatabase(uri: string, db: string): string {
-  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(?:\/([^?]*))?(\?.*)?$/.exec(uri);
-  if (!m) throw new Error('MONGODB_URI is not a mongodb:// or mongodb+srv:// URI');
-  let query = m[3] ?? '';
-  if (m[1].includes('@') && !/[?&]authSource=/.test(query)) query += `${query ? '&' : '?'}authSource=${m[2] || 'admin'}`;
-  return `${m[1]}/${db}${query}`;
 }
 
 async function runMongo(uri: string): Promise<EngineResult> {

@@ -19,7 +19,7 @@ import type { Bundle } from 'fhir/r4';
 import mongoose from 'mongoose';
 import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
-import { fmt, intEnv, log, SERVER_READY, serverEnv } from './common';
+import { fmt, intEnv, log, SERVER_READY, serverEnv, withDatabase } from './common';
 import { measure, type Figure } from './measure';
 import { makePatient } from './patients';
 import {
@@ -374,14 +374,6 @@ async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<s
   } finally {
     if (server) await stop(server.child);
   }
-}
-
-function withDatabase(uri: string, db: string): string {
-  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(?:\/([^?]*))?(\?.*)?$/.exec(uri);
-  if (!m) throw new Error('MONGODB_URI is not a mongodb:// or mongodb+srv:// URI');
-  let query = m[3] ?? '';
-  if (m[1].includes('@') && !/[?&]authSource=/.test(query)) query += `${query ? '&' : '?'}authSource=${m[2] || 'admin'}`;
-  return `${m[1]}/${db}${query}`;
 }
 
 async function runMongo(uri: string): Promise<SearchEngineResult> {
