@@ -40,6 +40,8 @@ export interface Config {
   signingKeys: string | undefined;
   /** Key of the authorization server's cookies and CSRF tokens (AUTH_SECRET); default: DATA_DIR/auth/secret.json, created on first start. */
   authSecret: string | undefined;
+  /** How often expired authorization codes, sessions, one-time codes and launches are deleted, in seconds (STATE_PURGE_INTERVAL, default 600). */
+  statePurgeInterval: number;
   /** Behind a TLS-terminating proxy: trust X-Forwarded-* (TRUST_PROXY=1). */
   trustProxy: boolean;
   /**
@@ -89,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshTokenTtl: intFrom('REFRESH_TOKEN_TTL', env.REFRESH_TOKEN_TTL, 30 * 24 * 3600) || 30 * 24 * 3600,
     signingKeys: env.SIGNING_KEYS || undefined,
     authSecret: env.AUTH_SECRET || undefined,
+    statePurgeInterval: intFrom('STATE_PURGE_INTERVAL', env.STATE_PURGE_INTERVAL, 600) || 600,
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
     proOidc: env.PRO_OIDC_ISSUER
       ? {

@@ -101,6 +101,16 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** Deletes the server state whose time has passed (codes, sessions, one-time codes, launches). */
+async function purgeExpiredState(store: ResourceStore, log: Logger): Promise<void> {
+  try {
+    const n = await store.purgeExpiredState();
+    if (n) log.debug({ purged: n }, 'expired server state deleted');
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'deleting expired server state failed');
+  }
+}
+
 export async function startServer(config: Config, log: Logger, store?: ResourceStore): Promise<RunningServer> {
   // listen first: without BASE_URL, the public base (the tokens' audience) is this port on localhost
   const server = http.createServer();
@@ -128,6 +138,8 @@ export async function startServer(config: Config, log: Logger, store?: ResourceS
   server.on('request', createApp(services, log));
   server.off('request', starting);
   const url = config.baseUrl!;
+  const purge = setInterval(() => void purgeExpiredState(services.store, log), config.statePurgeInterval * 1000).unref();
+  void purgeExpiredState(services.store, log);
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -136,6 +148,7 @@ export async function startServer(config: Config, log: Logger, store?: ResourceS
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
       await closed;
       clearTimeout(timer);
+      clearInterval(purge);
       await services.reindexer?.stop();
       await services.store.close();
     })());

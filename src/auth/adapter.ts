@@ -1,4 +1,4 @@
-import type { ResourceStore } from '../store/types';
+import type { ResourceStore, StateOptions } from '../store/types';
 import type { ClientRegistry, RegisteredClient } from './registry';
 import { nativeJson } from './esm';
 
@@ -8,11 +8,6 @@ import { nativeJson } from './esm';
  * restart and works on both engines. Clients come from the client registry; a suspended client is
  * unknown to the provider.
  */
-interface Stored {
-  payload: Record<string, unknown>;
-  expiresAt?: number;
-}
-
 type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userCode?: string; consumed?: number };
 
 export function clientMetadata(c: RegisteredClient): Record<string, unknown> {
@@ -27,7 +22,8 @@ export function clientMetadata(c: RegisteredClient): Record<string, unknown> {
     id_token_signed_response_alg: 'RS384',
     ...(c.jwks ? { jwks: c.jwks } : {}),
     ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
-    ...(c.secret ? { client_secret: c.secret } : {}),
+    // the token endpoint is given the digest of the presented secret (basicSecretDigested)
+    ...(c.secretDigest ? { client_secret: c.secretDigest } : {}),
   };
 }
 
@@ -39,16 +35,20 @@ export function adapterFor(store: ResourceStore, clients: ClientRegistry) {
       return `oidc:${this.name}:${id}`;
     }
 
+    /**
+     * Every value of a grant (its codes, refresh tokens, the grant itself) is in the grant's group,
+     * so that revoking the grant deletes them all at once; every value expires with its model's TTL.
+     */
+    private options(id: string, payload: Payload, expiresAt: number | undefined): StateOptions {
+      const group = payload.grantId ?? (this.name === 'Grant' ? id : undefined);
+      return { ...(expiresAt ? { expiresAt } : {}), ...(group ? { group } : {}) };
+    }
+
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
-      const value: Stored = { payload, ...(expiresIn ? { expiresAt: Date.now() + expiresIn * 1000 } : {}) };
-      await store.setState(this.key(id), value);
-      if (payload.grantId) {
-        const gk = `oidc:grant-index:${payload.grantId}`;
-        const list = (await store.getState<string[]>(gk)) ?? [];
-        if (!list.includes(this.key(id))) await store.setState(gk, [...list, this.key(id)]);
-      }
-      if (payload.uid) await store.setState(`oidc:${this.name}:uid:${payload.uid}`, id);
-      if (payload.userCode) await store.setState(`oidc:${this.name}:userCode:${payload.userCode}`, id);
+      const options = this.options(id, payload, expiresIn ? Date.now() + expiresIn * 1000 : undefined);
+      await store.setState(this.key(id), payload, options);
+      if (payload.uid) await store.setState(`oidc:${this.name}:uid:${payload.uid}`, id, options);
+      if (payload.userCode) await store.setState(`oidc:${this.name}:userCode:${payload.userCode}`, id, options);
     }
 
     async find(id: string): Promise<Payload | undefined> {
@@ -56,25 +56,25 @@ export function adapterFor(store: ResourceStore, clients: ClientRegistry) {
         const c = await clients.get(id);
         return c && c.status === 'referenced' ? nativeJson(clientMetadata(c) as Payload) : undefined;
       }
-      const v = await store.getState<Stored | null>(this.key(id));
-      if (!v) return undefined;
-      if (v.expiresAt !== undefined && v.expiresAt <= Date.now()) return undefined;
-      return nativeJson(v.payload as Payload);
+      const v = await store.getState<Payload>(this.key(id));
+      return v ? nativeJson(v) : undefined;
     }
 
     async findByUid(uid: string): Promise<Payload | undefined> {
-      const id = await store.getState<string | null>(`oidc:${this.name}:uid:${uid}`);
+      const id = await store.getState<string>(`oidc:${this.name}:uid:${uid}`);
       return id ? this.find(id) : undefined;
     }
 
     async findByUserCode(userCode: string): Promise<Payload | undefined> {
-      const id = await store.getState<string | null>(`oidc:${this.name}:userCode:${userCode}`);
+      const id = await store.getState<string>(`oidc:${this.name}:userCode:${userCode}`);
       return id ? this.find(id) : undefined;
     }
 
+    /** Marks a code or token used; it keeps its expiry and group (a reused code revokes its grant). */
     async consume(id: string): Promise<void> {
-      const v = await store.getState<Stored | null>(this.key(id));
-      if (v) await store.setState(this.key(id), { ...v, payload: { ...v.payload, consumed: Math.floor(Date.now() / 1000) } });
+      const v = await store.getState<Payload>(this.key(id));
+      if (!v) return;
+      await store.setState(this.key(id), { ...v, consumed: Math.floor(Date.now() / 1000) }, this.options(id, v, typeof v.exp === 'number' ? v.exp * 1000 : undefined));
     }
 
     async destroy(id: string): Promise<void> {
@@ -82,9 +82,7 @@ export function adapterFor(store: ResourceStore, clients: ClientRegistry) {
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      const gk = `oidc:grant-index:${grantId}`;
-      for (const k of (await store.getState<string[]>(gk)) ?? []) await store.setState(k, null);
-      await store.setState(gk, null);
+      await store.deleteStateGroup(grantId);
     }
   };
 }

@@ -6,15 +6,15 @@ import type { Config } from '../config';
 import type { Logger } from '../log';
 import { FhirError } from '../outcome';
 import { accessFromToken, forbidden, type Access } from '../policy/access';
-import { describeScope, grantable, parseScope, parseScopes } from '../policy/scopes';
+import { describeScope, grantable, parseScope } from '../policy/scopes';
 import { tokenSystemCodeKey } from '../search/values';
 import type { ResourceStore } from '../store/types';
 import { adapterFor } from './adapter';
 import { loadEsm, native } from './esm';
 import { loadSecrets, publicJwk, type Secrets } from './keys';
 import { FileMessageSender, type MessageSender } from './messages';
-import { consentPage, errorPage, esc, loginPage, otpPage } from './pages';
-import { AccountRegistry, ClientRegistry } from './registry';
+import { consentPage, errorPage, loginPage, otpPage } from './pages';
+import { AccountRegistry, ClientRegistry, secretDigest, type RegisteredClient } from './registry';
 import { proLogin } from './pro';
 
 type ProviderModule = typeof OidcProviderModule;
@@ -38,6 +38,7 @@ interface Launch {
 
 const OTP_TTL_MS = 15 * 60 * 1000;
 const OTP_MAX_ATTEMPTS = 5;
+const LAUNCH_TTL_S = 300;
 const ASSERTION_MAX_LIFETIME_S = 300;
 /** The signing algorithms of access tokens, ID tokens and client assertions. */
 export const SIGNING_ALGS = ['RS384', 'ES384'];
@@ -385,7 +386,8 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         return html(res, 401, loginPage({ action: `${action}/login`, csrf: csrfFor(d.uid), clientName: name, error, login, proLoginUrl: pro ? `${action}/pro` : undefined }));
       }
       const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-      await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt: Date.now() + OTP_TTL_MS, attempts: 0 });
+      const expiresAt = Date.now() + OTP_TTL_MS;
+      await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt, attempts: 0 }, { expiresAt });
       await sender.send({ channel: account.channel, to: account.to, subject: 'Votre code de connexion à votre espace santé', text: `Votre code de connexion : ${code}. Il est valable 15 minutes et ne sert qu'une fois. Ne le communiquez à personne.` });
       return html(res, 200, otpPage({ action: `${action}/otp`, csrf: csrfFor(d.uid), channel: account.channel, masked: mask(account.to) }));
     } catch (e) {
@@ -414,7 +416,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
           await store.setState(otpKey(d.uid), null);
           return restart('Trop de codes incorrects. Connectez-vous à nouveau pour recevoir un nouveau code.');
         }
-        await store.setState(otpKey(d.uid), { ...pending, attempts });
+        await store.setState(otpKey(d.uid), { ...pending, attempts }, { expiresAt: pending.expiresAt });
         const account = await accounts.get(pending.login);
         return html(res, 401, otpPage({ action: `${action}/otp`, csrf: csrfFor(d.uid), channel: account?.channel ?? 'email', masked: mask(account?.to ?? ''), error: `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - attempts} essai(s).` }));
       }
@@ -466,7 +468,8 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         // a launch serves once
         await store.setState(`smart:launch:${launchId}`, null);
       }
-      await store.setState(`smart:context:${grantId}`, context);
+      // the context lives and goes with its grant (revoked with it)
+      await store.setState(`smart:context:${grantId}`, context, { group: grantId, expiresAt: ((await provider.Grant.find(grantId))?.exp ?? 0) * 1000 });
       await provider.interactionFinished(req, res, native({ consent: { grantId } }), { mergeWithLastSubmission: true });
     } catch (e) {
       next(e);
@@ -508,8 +511,9 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       const current = await store.read('Patient', patient);
       if (!current || current.deleted) return res.status(404).json({ error: 'invalid_request', error_description: `No Patient/${patient}` });
       const id = randomBytes(24).toString('base64url');
-      await store.setState(`smart:launch:${id}`, { patient, issuedBy: access.clientId, ...(access.fhirUser ? { user: access.fhirUser } : {}), expiresAt: Date.now() + 5 * 60 * 1000 } satisfies Launch);
-      res.status(201).json({ launch: id, expires_in: 300 });
+      const expiresAt = Date.now() + LAUNCH_TTL_S * 1000;
+      await store.setState(`smart:launch:${id}`, { patient, issuedBy: access.clientId, ...(access.fhirUser ? { user: access.fhirUser } : {}), expiresAt } satisfies Launch, { expiresAt });
+      res.status(201).json({ launch: id, expires_in: LAUNCH_TTL_S });
     } catch (e) {
       if (e instanceof FhirError) return res.status(e.status).set(e.headers).json({ error: e.status === 401 ? 'invalid_token' : 'insufficient_scope', error_description: e.message });
       throw e;
@@ -527,10 +531,10 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       next(e);
     }
   };
-  const shown = (c: Awaited<ReturnType<ClientRegistry['get']>>) => {
+  const shown = (c: RegisteredClient | undefined) => {
     if (!c) return c;
-    const { secret, ...rest } = c;
-    void secret;
+    const { secretDigest, ...rest } = c;
+    void secretDigest;
     return rest;
   };
   router.get('/admin/clients', admin, async (_req, res) => res.json((await clients.list()).map(shown)));
@@ -551,7 +555,8 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         jwks: b.jwks as never,
         jwksUri: b.jwks_uri as string | undefined,
       });
-      res.status(201).json({ ...shown(c), ...(c.secret ? { client_secret: c.secret } : {}) });
+      const { secret, ...client } = c;
+      res.status(201).json({ ...shown(client), ...(secret ? { client_secret: secret } : {}) });
     } catch (e) {
       res.status(400).json({ error: 'invalid_client_metadata', error_description: (e as Error).message });
     }
@@ -590,6 +595,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   // the protocol endpoints themselves
   const callback = provider.callback();
   router.use((req, res, next) => {
+    basicSecretDigested(req);
     Promise.resolve(callback(req, res)).catch(next);
   });
   router.use((err: Error, req: Request, res: Response, next: NextFunction) => {
@@ -606,9 +612,28 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     return html(res, 500, errorPage('Erreur', 'Une erreur est survenue. Réessayez plus tard.'));
   });
 
-  void esc;
-  void parseScopes;
   return { issuer, trustProxy: config.trustProxy, fhirBase, provider, clients, accounts, router, verify, smartConfiguration, endpoints, publicJwks };
+}
+
+/**
+ * Client secrets are stored as their SHA-256 only: the client_secret_basic credentials of a request
+ * are rewritten to carry the digest of the presented secret, which the provider then compares (in
+ * constant time) with the stored digest. Credentials that do not decode are left for the provider
+ * to refuse.
+ */
+function basicSecretDigested(req: Request): void {
+  const m = /^basic\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!m) return;
+  const basic = Buffer.from(m[1], 'base64').toString('utf8');
+  const i = basic.indexOf(':');
+  if (i < 0) return;
+  let secret: string;
+  try {
+    secret = decodeURIComponent(basic.slice(i + 1).replace(/\+/g, '%20'));
+  } catch {
+    return;
+  }
+  req.headers.authorization = `Basic ${Buffer.from(`${basic.slice(0, i)}:${secretDigest(secret)}`).toString('base64')}`;
 }
 
 /** FR Core's RPPS identifier system, and the national one (urn:oid:1.2.250.1.71.4.2.1 is the ADELI/RPPS OID). */

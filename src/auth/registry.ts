@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import type { JWK } from 'jose';
 import type { ResourceStore } from '../store/types';
@@ -24,45 +24,49 @@ export interface RegisteredClient {
   authMethod: ClientAuthMethod;
   jwks?: { keys: JWK[] };
   jwksUri?: string;
-  /** for client_secret_basic only; stored in the store's state, never in the repository or the logs */
-  secret?: string;
+  /**
+   * client_secret_basic: the SHA-256 of the secret. The secret itself (32 random bytes) is given
+   * once, when the client is added, and never stored: the token endpoint compares digests.
+   */
+  secretDigest?: string;
   createdAt: string;
 }
 
 const CLIENT = (id: string) => `auth:client:${id}`;
-const CLIENTS = 'auth:clients';
+
+export const secretDigest = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('base64url');
 
 export class ClientRegistry {
   constructor(private readonly store: ResourceStore) {}
 
   async get(clientId: string): Promise<RegisteredClient | undefined> {
-    const c = await this.store.getState<RegisteredClient | null>(CLIENT(clientId));
-    return c ?? undefined;
+    const c = await this.store.getState<RegisteredClient & { secret?: string }>(CLIENT(clientId));
+    if (c?.secret === undefined) return c;
+    // registered before secrets were stored as digests
+    const { secret, ...rest } = c;
+    const migrated = { ...rest, secretDigest: secretDigest(secret) };
+    await this.store.setState(CLIENT(clientId), migrated);
+    return migrated;
   }
 
   async list(): Promise<RegisteredClient[]> {
-    const ids = (await this.store.getState<string[]>(CLIENTS)) ?? [];
-    const out: RegisteredClient[] = [];
-    for (const id of ids) {
-      const c = await this.get(id);
-      if (c) out.push(c);
-    }
-    return out;
+    const all = await Promise.all((await this.store.listState<RegisteredClient>(CLIENT(''))).map((e) => this.get(e.value.clientId)));
+    return all.filter((c): c is RegisteredClient => c !== undefined).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.clientId.localeCompare(b.clientId));
   }
 
-  async add(input: Omit<RegisteredClient, 'createdAt' | 'status' | 'secret'> & { status?: ClientStatus; secret?: string }): Promise<RegisteredClient> {
+  /** Registers a client; a client_secret_basic client's secret is in the answer, and nowhere else ever after. */
+  async add(input: Omit<RegisteredClient, 'createdAt' | 'status' | 'secretDigest'> & { status?: ClientStatus }): Promise<RegisteredClient & { secret?: string }> {
     validateClient(input);
     if (await this.get(input.clientId)) throw new Error(`The client ${input.clientId} already exists`);
+    const secret = input.authMethod === 'client_secret_basic' ? randomBytes(32).toString('base64url') : undefined;
     const client: RegisteredClient = {
       ...input,
       status: input.status ?? 'referenced',
       createdAt: new Date().toISOString(),
-      ...(input.authMethod === 'client_secret_basic' ? { secret: input.secret ?? randomBytes(32).toString('base64url') } : {}),
+      ...(secret ? { secretDigest: secretDigest(secret) } : {}),
     };
     await this.store.setState(CLIENT(client.clientId), client);
-    const ids = (await this.store.getState<string[]>(CLIENTS)) ?? [];
-    await this.store.setState(CLIENTS, [...ids.filter((i) => i !== client.clientId), client.clientId]);
-    return client;
+    return { ...client, ...(secret ? { secret } : {}) };
   }
 
   async setStatus(clientId: string, status: ClientStatus): Promise<RegisteredClient> {

@@ -4,7 +4,7 @@ import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../searc
 import { FhirError } from '../outcome';
 import type { IndexEntries } from '../search/extract';
 import { containingBuckets, numberBuckets, SUB } from '../search/values';
-import { containerOf, transactionView, WriteContentionError, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
+import { containerOf, prefixEnd, transactionView, WriteContentionError, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 /**
  * One collection per resource type holds the current version of each resource with its index
@@ -29,6 +29,15 @@ interface CurrentDoc {
 }
 /** A document of any of our collections: string ids everywhere. */
 type AnyDoc = Document & { _id: string };
+
+/** A value of server-owned state: JSON text, expiry (epoch ms), group. */
+interface StateDoc {
+  _id: string;
+  value: string;
+  e?: number;
+  g?: string;
+}
+const live = (d: StateDoc) => d.e === undefined || d.e > Date.now();
 
 interface HistoryDoc {
   /** `Type/id/version` */
@@ -191,6 +200,8 @@ export class MongoStore implements ResourceStore {
     const build = (await this.conn.db!.admin().command({ buildInfo: 1 })) as { ferretdbVersion?: string };
     this.ferret = build.ferretdbVersion !== undefined;
     this.wildcardIndexes = !this.ferret;
+    await this.state.createIndex({ g: 1 });
+    await this.state.createIndex({ e: 1 });
     const History = this.conn.model<HistoryDoc>('History', historySchema, '_history');
     await History.createIndexes();
     this.versions = History.collection as unknown as Collection<HistoryDoc>;
@@ -519,13 +530,37 @@ export class MongoStore implements ResourceStore {
     });
   }
 
-  async getState<T>(key: string): Promise<T | undefined> {
-    const doc = await this.conn.db!.collection<{ _id: string; value: string }>('_state').findOne({ _id: key });
-    return doc ? (JSON.parse(doc.value) as T) : undefined;
+  private get state() {
+    return this.conn.db!.collection<StateDoc>('_state');
   }
 
-  async setState(key: string, value: unknown): Promise<void> {
-    await this.conn.db!.collection<{ _id: string; value: string }>('_state').replaceOne({ _id: key }, { value: JSON.stringify(value) }, { upsert: true });
+  async getState<T>(key: string): Promise<T | undefined> {
+    const doc = await this.state.findOne({ _id: key });
+    return doc && live(doc) ? (JSON.parse(doc.value) as T) : undefined;
+  }
+
+  async setState(key: string, value: unknown, options: StateOptions = {}): Promise<void> {
+    if (value === null || value === undefined) {
+      await this.state.deleteOne({ _id: key });
+      return;
+    }
+    const doc: Omit<StateDoc, '_id'> = { value: JSON.stringify(value) };
+    if (options.expiresAt !== undefined) doc.e = options.expiresAt;
+    if (options.group !== undefined) doc.g = options.group;
+    await this.state.replaceOne({ _id: key }, doc, { upsert: true });
+  }
+
+  async listState<T>(prefix: string): Promise<{ key: string; value: T }[]> {
+    const docs = await this.state.find({ _id: { $gte: prefix, $lt: prefixEnd(prefix) } }).sort({ _id: 1 }).toArray();
+    return docs.filter(live).map((d) => ({ key: d._id, value: JSON.parse(d.value) as T }));
+  }
+
+  async deleteStateGroup(group: string): Promise<number> {
+    return (await this.state.deleteMany({ g: group })).deletedCount;
+  }
+
+  async purgeExpiredState(): Promise<number> {
+    return (await this.state.deleteMany({ e: { $lte: Date.now() } })).deletedCount;
   }
 
   async transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T> {
@@ -553,8 +588,6 @@ export class MongoStore implements ResourceStore {
       referencesOf: (t, ids, p) => this.referencesOfIn(t, ids, p, session),
       referencing: (sources, targets, limit) => this.referencingIn(sources, targets, limit, session),
       reindex: (...a) => this.reindex(...a),
-      getState: (k) => this.getState(k),
-      setState: (k, v) => this.setState(k, v),
       transaction: (f) => f(this.bound(session)),
     });
   }

@@ -5,7 +5,7 @@ import type { Bound, Condition, IndexKind, RangeMatch, SearchPlan, SortKey } fro
 import type { IndexEntries } from '../search/extract';
 import { normalizeString } from '../search/values';
 import { containerOf } from './types';
-import { transactionView, type HistoryQuery, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
+import { prefixEnd, transactionView, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS history (
@@ -39,7 +39,7 @@ CREATE INDEX IF NOT EXISTS idx_string_pk ON idx_string (pk, param, norm);
 CREATE TABLE IF NOT EXISTS idx_range (pk INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low REAL NOT NULL, high REAL NOT NULL, PRIMARY KEY (type, param, low, high, pk)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_range_high ON idx_range (type, param, high, low, pk);
 CREATE INDEX IF NOT EXISTS idx_range_pk ON idx_range (pk, param, low, high);
-CREATE TABLE IF NOT EXISTS server_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS server_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER, grp TEXT);
 `;
 
 const INDEX_TABLES: Record<IndexKind, string> = { key: 'idx_key', string: 'idx_string', range: 'idx_range' };
@@ -65,10 +65,6 @@ const toVersion = (r: { type: string; id: string; version: number; last_updated:
 const marks = (values: unknown[]) => values.map(() => '?').join(', ');
 
 /** Upper bound of the strings that start with `prefix`, in SQLite's binary order. */
-function prefixEnd(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
-
 type Mode = 'drive' | 'probe';
 
 /** How well a condition narrows the rows when it drives (lower is better); undefined: it cannot drive. */
@@ -265,6 +261,11 @@ export class SqliteStore implements ResourceStore {
     const columns = (this.db.pragma('table_info(resources)') as { name: string }[]).map((c) => c.name);
     if (!columns.includes('container')) this.db.exec('ALTER TABLE resources ADD COLUMN container INTEGER; ALTER TABLE resources ADD COLUMN content TEXT;');
     this.db.exec('CREATE INDEX IF NOT EXISTS resources_container ON resources (container)');
+    // data files from before server state could expire or be grouped
+    const stateColumns = (this.db.pragma('table_info(server_state)') as { name: string }[]).map((c) => c.name);
+    if (!stateColumns.includes('grp')) this.db.exec('ALTER TABLE server_state ADD COLUMN expires_at INTEGER; ALTER TABLE server_state ADD COLUMN grp TEXT;');
+    this.db.exec('CREATE INDEX IF NOT EXISTS server_state_expiry ON server_state (expires_at) WHERE expires_at IS NOT NULL');
+    this.db.exec('CREATE INDEX IF NOT EXISTS server_state_group ON server_state (grp) WHERE grp IS NOT NULL');
     this.stmts = this.prepare();
   }
 
@@ -540,13 +541,38 @@ export class SqliteStore implements ResourceStore {
 
   async getState<T>(key: string): Promise<T | undefined> {
     await this.ready();
-    const row = this.sql('SELECT value FROM server_state WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.sql('SELECT value FROM server_state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)').get(key, Date.now()) as { value: string } | undefined;
     return row ? (JSON.parse(row.value) as T) : undefined;
   }
 
-  async setState(key: string, value: unknown): Promise<void> {
+  async setState(key: string, value: unknown, options: StateOptions = {}): Promise<void> {
     await this.ready();
-    this.sql('INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+    if (value === null || value === undefined) {
+      this.sql('DELETE FROM server_state WHERE key = ?').run(key);
+      return;
+    }
+    this.sql('INSERT INTO server_state (key, value, expires_at, grp) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, grp = excluded.grp').run(
+      key,
+      JSON.stringify(value),
+      options.expiresAt ?? null,
+      options.group ?? null,
+    );
+  }
+
+  async listState<T>(prefix: string): Promise<{ key: string; value: T }[]> {
+    await this.ready();
+    const rows = this.sql('SELECT key, value FROM server_state WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key').all(prefix, prefixEnd(prefix), Date.now()) as { key: string; value: string }[];
+    return rows.map((r) => ({ key: r.key, value: JSON.parse(r.value) as T }));
+  }
+
+  async deleteStateGroup(group: string): Promise<number> {
+    await this.ready();
+    return this.sql('DELETE FROM server_state WHERE grp = ?').run(group).changes;
+  }
+
+  async purgeExpiredState(): Promise<number> {
+    await this.ready();
+    return this.sql('DELETE FROM server_state WHERE expires_at <= ?').run(Date.now()).changes;
   }
 
   async transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T> {
@@ -579,8 +605,6 @@ export class SqliteStore implements ResourceStore {
       referencesOf: async (t, ids, p) => this.referencesOfNow(t, ids, p),
       referencing: async (sources, targets, limit) => this.referencingNow(sources, targets, limit),
       reindex: (...a) => this.reindex(...a),
-      getState: (k) => this.getState(k),
-      setState: (k, v) => this.setState(k, v),
       transaction: async (f) => f(this.ungated()),
     });
   }

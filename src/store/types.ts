@@ -78,22 +78,54 @@ export interface ResourceStore {
   referencing(sources: { type: string; params: string[] }[], targets: string[], limit: number): Promise<StoredVersion[]>;
   /** Replaces the index entries of a resource if `versionId` is still its current version (true), without a new version. */
   reindex(type: string, id: string, versionId: number, index: IndexEntries): Promise<boolean>;
-  /** Server-owned state that is not FHIR data (e.g. $reindex jobs), as JSON values by key. */
+  /**
+   * Server-owned state that is not FHIR data ($reindex jobs, the authorization server's clients,
+   * accounts, codes and sessions), as JSON values by key, outside transactions. A value set with
+   * `expiresAt` (epoch ms) is gone once it has passed (purgeExpiredState() frees its room); a value
+   * in a `group` goes with deleteStateGroup(group); setting null or undefined deletes it.
+   */
   getState<T>(key: string): Promise<T | undefined>;
-  setState(key: string, value: unknown): Promise<void>;
+  setState(key: string, value: unknown, options?: StateOptions): Promise<void>;
+  /** The live values whose key starts with `prefix`, in key order. */
+  listState<T>(prefix: string): Promise<{ key: string; value: T }[]>;
+  /** Deletes every value of the group; returns how many there were. */
+  deleteStateGroup(group: string): Promise<number>;
+  /** Deletes the values whose expiry has passed; returns how many. */
+  purgeExpiredState(): Promise<number>;
   /** Runs fn with a store whose writes all commit or all roll back. */
   transaction<T>(fn: (tx: ResourceStore) => Promise<T>): Promise<T>;
+}
+
+export interface StateOptions {
+  /** epoch milliseconds after which the value is gone */
+  expiresAt?: number;
+  group?: string;
 }
 
 /** Thrown by write() when concurrent writers kept winning the race for the same resource. */
 export class WriteContentionError extends Error {}
 
+/** The least string above every string that starts with `prefix`: `key >= prefix AND key < prefixEnd(prefix)`. */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+/** Server-owned state is never part of a transaction: a transaction's view passes it through. */
+type StateOperation = 'getState' | 'setState' | 'listState' | 'deleteStateGroup' | 'purgeExpiredState';
+
 /** The store a transaction works through: the engine's own operations bound to the transaction. */
 export function transactionView(
   store: ResourceStore,
-  ops: Omit<ResourceStore, 'engine' | 'location' | 'supportsTransactions' | 'init' | 'close'>,
+  ops: Omit<ResourceStore, 'engine' | 'location' | 'supportsTransactions' | 'init' | 'close' | StateOperation>,
 ): ResourceStore {
-  return { engine: store.engine, location: store.location, supportsTransactions: true, init: async () => undefined, close: async () => undefined, ...ops };
+  const state: Pick<ResourceStore, StateOperation> = {
+    getState: (k) => store.getState(k),
+    setState: (k, v, o) => store.setState(k, v, o),
+    listState: (p) => store.listState(p),
+    deleteStateGroup: (g) => store.deleteStateGroup(g),
+    purgeExpiredState: () => store.purgeExpiredState(),
+  };
+  return { engine: store.engine, location: store.location, supportsTransactions: true, init: async () => undefined, close: async () => undefined, ...state, ...ops };
 }
 
 /** Where a contained resource's row is: its id is `ContainerType/containerId#cid` (real ids never hold `#` or `/`). */

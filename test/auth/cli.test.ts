@@ -97,6 +97,10 @@ describe('CLI: clients, accounts, signing keys', () => {
       ['outil', 'backend', 'referenced', 'client_secret_basic', 'system/*.rs', ''],
     ]);
     expect(list.stdout).not.toContain(shown!);
+    // the secret is stored nowhere: only its digest is, in the store. (grep runs in a process of its
+    // own: closing a descriptor of the database file here would drop this process's SQLite locks.)
+    const grep = await new Promise<number | null>((resolve) => execFile('grep', ['-rqF', shown!, dataDir], (e) => resolve(e ? ((e as { code?: number }).code ?? null) : 0)));
+    expect(grep).toBe(1);
     // the server (running all along) gives the new backend a token within its registration
     const t = await tokenOf('hopital', 'system/Patient.rs');
     expect((await read(t, '/fhir/Patient')).status).toBe(200);

@@ -5,6 +5,7 @@ import http from 'node:http';
 import express from 'express';
 import NodeAdapter from 'fhirclient/lib/adapters/NodeAdapter';
 import type Client from 'fhirclient/lib/Client';
+import Database from 'better-sqlite3';
 import { chromium, type Browser } from 'playwright-core';
 import { startServer, type RunningServer } from '../../src/server';
 import { createLogger } from '../../src/log';
@@ -38,7 +39,7 @@ if (!haveChromium) console.warn(`${CHROMIUM} is missing (apt-get install chromiu
 
   beforeAll(async () => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    server = await startServer(testConfig({ dataDir, port: 0, host: '127.0.0.1', baseUrl: undefined }), createLogger('silent'));
+    server = await startServer(testConfig({ dataDir, port: 0, host: '127.0.0.1', baseUrl: undefined, statePurgeInterval: 1 }), createLogger('silent'));
     const auth = server.services.auth!;
     // the patient's record and account
     const admin = await auth.clients.add({ clientId: 'admin', name: 'Admin', kind: 'backend', redirectUris: [], scope: 'system/*.cruds', authMethod: 'client_secret_basic' });
@@ -125,5 +126,29 @@ if (!haveChromium) console.warn(`${CHROMIUM} is missing (apt-get install chromiu
     // another patient's data is not reachable with this token
     await expect(client.request('Patient/someone-else')).rejects.toThrow(/404/);
     await page.close();
+  });
+
+  test('what the sign-in left in the store expires, and the running server deletes it once expired', async () => {
+    const db = new Database(path.join(dataDir, 'espace-sante.sqlite'), { readonly: true });
+    try {
+      const rows = db.prepare("SELECT key, expires_at FROM server_state WHERE key LIKE 'oidc:%' OR key LIKE 'smart:%' OR key LIKE 'auth:otp:%'").all() as { key: string; expires_at: number | null }[];
+      // the launch left a session, a grant, a code, refresh tokens and its context (the interaction is gone)
+      const kinds = new Set(rows.map((r) => r.key.split(':').slice(0, 2).join(':')));
+      expect([...kinds]).toEqual(expect.arrayContaining(['oidc:Session', 'oidc:Grant', 'oidc:AuthorizationCode', 'oidc:RefreshToken', 'smart:context']));
+      expect(rows.filter((r) => r.expires_at === null)).toEqual([]);
+      // the client registry and the accounts do not expire
+      expect(db.prepare("SELECT count(*) AS n FROM server_state WHERE key LIKE 'auth:client:%' AND expires_at IS NULL").get()).toEqual({ n: 2 });
+
+      // an expired code: unusable at once, and deleted by the server within its purge interval (1 s here)
+      await server.services.store.setState('oidc:AuthorizationCode:expired-code', { jti: 'expired-code' }, { expiresAt: Date.now() - 1000 });
+      expect(await server.services.store.getState('oidc:AuthorizationCode:expired-code')).toBeUndefined();
+      const count = db.prepare("SELECT count(*) AS n FROM server_state WHERE key = 'oidc:AuthorizationCode:expired-code'");
+      expect(count.get()).toEqual({ n: 1 });
+      const deadline = Date.now() + 5000;
+      while ((count.get() as { n: number }).n === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(count.get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
   });
 });

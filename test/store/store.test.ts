@@ -139,4 +139,38 @@ describe.each(engines())('ResourceStore [$name]', (engine) => {
     await outside;
     expect((await store.read('Patient', 'iso'))!.versionId).toBe(2);
   });
+
+  test('server state: values by key, deleted by null, listed by prefix, expiring, deleted by group', async () => {
+    await store.setState('t:a', { n: 1 });
+    await store.setState('t:b', [1, 2]);
+    await store.setState('t:c', 'kept');
+    await store.setState('u:a', 'other prefix');
+    expect(await store.getState('t:a')).toEqual({ n: 1 });
+    await store.setState('t:c', null);
+    expect(await store.getState('t:c')).toBeUndefined();
+    expect(await store.listState('t:')).toEqual([
+      { key: 't:a', value: { n: 1 } },
+      { key: 't:b', value: [1, 2] },
+    ]);
+
+    // an expired value is gone at once for readers, and its room is freed by the purge
+    await store.setState('t:gone', 'x', { expiresAt: Date.now() - 1 });
+    await store.setState('t:later', 'y', { expiresAt: Date.now() + 60_000 });
+    expect(await store.getState('t:gone')).toBeUndefined();
+    expect(await store.getState('t:later')).toBe('y');
+    expect((await store.listState('t:')).map((e) => e.key)).toEqual(['t:a', 't:b', 't:later']);
+    expect(await store.purgeExpiredState()).toBe(1);
+    expect(await store.purgeExpiredState()).toBe(0);
+
+    // a group goes at once, whatever the keys; other groups stay
+    await store.setState('g:code', 'c', { group: 'grant-1', expiresAt: Date.now() + 60_000 });
+    await store.setState('g:token', 't', { group: 'grant-1' });
+    await store.setState('g:other', 'o', { group: 'grant-2' });
+    expect(await store.deleteStateGroup('grant-1')).toBe(2);
+    expect((await store.listState('g:')).map((e) => e.key)).toEqual(['g:other']);
+    // setting a value again replaces its expiry and group
+    await store.setState('g:other', 'o2');
+    expect(await store.deleteStateGroup('grant-2')).toBe(0);
+    expect(await store.getState('g:other')).toBe('o2');
+  });
 });
