@@ -13,7 +13,7 @@ import { adapterFor } from './adapter';
 import { loadEsm, native } from './esm';
 import { loadSecrets, publicJwk, type Secrets } from './keys';
 import { FileMessageSender, type MessageSender } from './messages';
-import { consentPage, errorPage, loginPage, otpPage } from './pages';
+import { consentPage, errorPage, loginPage, otpPage, type Back } from './pages';
 import { AccountRegistry, ClientRegistry, secretDigest, type RegisteredClient } from './registry';
 import { proLogin } from './pro';
 
@@ -39,6 +39,12 @@ interface Launch {
 const OTP_TTL_MS = 15 * 60 * 1000;
 const OTP_MAX_ATTEMPTS = 5;
 const LAUNCH_TTL_S = 300;
+/** What the app is told when the sign-in ends without a code, by the reason the page gave. */
+const ABORT_REASONS: Record<string, string> = {
+  cancelled: 'The user cancelled the sign-in',
+  'pro-refused': 'The professional identity provider (Pro Santé Connect) did not sign the user in',
+  'pro-unknown': "The professional's RPPS number matches no Practitioner on this server",
+};
 const ASSERTION_MAX_LIFETIME_S = 300;
 /** The signing algorithms of access tokens, ID tokens and client assertions. */
 export const SIGNING_ALGS = ['RS384', 'ES384'];
@@ -336,15 +342,20 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
 
   const details = async (req: Request, res: Response) => provider.interactionDetails(req, res);
   const clientName = async (clientId: string) => (await clients.get(clientId))?.name ?? clientId;
+  const interactionPath = (uid: string) => `${authPath}/interaction/${uid}`;
+  const backTo = (uid: string, clientName: string, reason?: Back['reason']): Back => ({ action: `${interactionPath(uid)}/abort`, csrf: csrfFor(uid), clientName, reason });
+  const loginHtml = (uid: string, clientName: string, o: { error?: string; login?: string } = {}) =>
+    loginPage({ action: `${interactionPath(uid)}/login`, csrf: csrfFor(uid), clientName, proLoginUrl: pro ? `${interactionPath(uid)}/pro` : undefined, back: backTo(uid, clientName), ...o });
+  const otpHtml = (uid: string, clientName: string, account: { channel: 'email' | 'sms'; to: string } | undefined, error?: string) =>
+    otpPage({ action: `${interactionPath(uid)}/otp`, csrf: csrfFor(uid), channel: account?.channel ?? 'email', masked: mask(account?.to ?? ''), error, back: backTo(uid, clientName) });
 
   router.get('/interaction/:uid', async (req, res, next) => {
     try {
       const d = await details(req, res);
       const uid = d.uid;
-      const action = `${authPath}/interaction/${uid}`;
       const name = await clientName(String(d.params.client_id));
       if (d.prompt.name === 'login') {
-        return html(res, 200, loginPage({ action: `${action}/login`, csrf: csrfFor(uid), clientName: name, proLoginUrl: pro ? `${action}/pro` : undefined }));
+        return html(res, 200, loginHtml(uid, name));
       }
       return html(res, 200, await consentHtml(d, name));
     } catch (e) {
@@ -370,7 +381,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     const sub = d.session?.accountId ?? '';
     const who = await displayName((await fhirUserOf(sub)) ?? sub);
     const scopes = [...oidc, ...resource].map((value) => ({ value, label: describeScope(value), required: value === 'openid' || value === 'launch' || value === 'launch/patient' }));
-    return consentPage({ action: `${authPath}/interaction/${d.uid}/consent`, csrf: csrfFor(d.uid), clientName: name, who, scopes });
+    return consentPage({ action: `${interactionPath(d.uid)}/consent`, csrf: csrfFor(d.uid), clientName: name, who, scopes });
   }
 
   router.post('/interaction/:uid/login', form, async (req, res, next) => {
@@ -379,17 +390,16 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       if (d.prompt.name !== 'login' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.'));
       const login = String(req.body.login ?? '').trim();
       const { account, locked } = await accounts.authenticate(login, String(req.body.password ?? ''));
-      const action = `${authPath}/interaction/${d.uid}`;
       const name = await clientName(String(d.params.client_id));
       if (!account) {
         const error = locked ? 'Trop de tentatives : votre compte est bloqué pendant 15 minutes.' : 'Identifiant ou mot de passe incorrect.';
-        return html(res, 401, loginPage({ action: `${action}/login`, csrf: csrfFor(d.uid), clientName: name, error, login, proLoginUrl: pro ? `${action}/pro` : undefined }));
+        return html(res, 401, loginHtml(d.uid, name, { error, login }));
       }
       const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
       const expiresAt = Date.now() + OTP_TTL_MS;
       await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt, attempts: 0 }, { expiresAt });
       await sender.send({ channel: account.channel, to: account.to, subject: 'Votre code de connexion à votre espace santé', text: `Votre code de connexion : ${code}. Il est valable 15 minutes et ne sert qu'une fois. Ne le communiquez à personne.` });
-      return html(res, 200, otpPage({ action: `${action}/otp`, csrf: csrfFor(d.uid), channel: account.channel, masked: mask(account.to) }));
+      return html(res, 200, otpHtml(d.uid, name, account));
     } catch (e) {
       next(e);
     }
@@ -400,9 +410,8 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       const d = await details(req, res);
       if (d.prompt.name !== 'login' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.'));
       const pending = await store.getState<{ login: string; hash: string; expiresAt: number; attempts: number } | null>(otpKey(d.uid));
-      const action = `${authPath}/interaction/${d.uid}`;
       const name = await clientName(String(d.params.client_id));
-      const restart = (error: string) => html(res, 401, loginPage({ action: `${action}/login`, csrf: csrfFor(d.uid), clientName: name, error, proLoginUrl: pro ? `${action}/pro` : undefined }));
+      const restart = (error: string) => html(res, 401, loginHtml(d.uid, name, { error }));
       if (!pending || pending.expiresAt <= Date.now()) {
         await store.setState(otpKey(d.uid), null);
         return restart('Le code a expiré. Connectez-vous à nouveau pour recevoir un nouveau code.');
@@ -418,10 +427,24 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         }
         await store.setState(otpKey(d.uid), { ...pending, attempts }, { expiresAt: pending.expiresAt });
         const account = await accounts.get(pending.login);
-        return html(res, 401, otpPage({ action: `${action}/otp`, csrf: csrfFor(d.uid), channel: account?.channel ?? 'email', masked: mask(account?.to ?? ''), error: `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - attempts} essai(s).` }));
+        return html(res, 401, otpHtml(d.uid, name, account, `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - attempts} essai(s).`));
       }
       await store.setState(otpKey(d.uid), null); // usable once
       await provider.interactionFinished(req, res, native({ login: { accountId: `patient:${pending.login}` } }), { mergeWithLastSubmission: false });
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  // whoever gives up (cancels a sign-in, is refused upstream or unknown here) goes back to the app,
+  // which is told so (RFC 6749 §4.1.2.1: access_denied), so that it never waits for a code
+  router.post('/interaction/:uid/abort', form, async (req, res, next) => {
+    try {
+      const d = await details(req, res);
+      if (!csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez depuis l’application.'));
+      await store.setState(otpKey(d.uid), null);
+      const reason = ABORT_REASONS[String(req.body.reason)] ?? ABORT_REASONS.cancelled;
+      await provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: reason }), { mergeWithLastSubmission: false });
     } catch (e) {
       next(e);
     }
@@ -486,7 +509,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         const rpps = await pro.rppsOf(req);
         pro.endSession(req);
         const practitioner = rpps ? await findPractitioner(rpps) : undefined;
-        if (!practitioner) return html(res, 403, errorPage('Accès refusé', 'Votre identité de professionnel de santé (RPPS) ne correspond à aucun professionnel connu de ce serveur.'));
+        if (!practitioner) return html(res, 403, errorPage('Accès refusé', 'Votre identité de professionnel de santé (RPPS) ne correspond à aucun professionnel connu de ce serveur.', backTo(d.uid, await clientName(String(d.params.client_id)), 'pro-unknown')));
         await provider.interactionFinished(req, res, native({ login: { accountId: `practitioner:${practitioner}` } }), { mergeWithLastSubmission: false });
       } catch (e) {
         next(e);
@@ -605,7 +628,13 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       // the upstream refused or the answer did not check out (state, nonce, ID token): not a failure of this server
       const code = (err as { error?: unknown }).error;
       log.warn({ err: typeof code === 'string' ? code : name }, 'professional sign-in through the upstream provider failed');
-      return html(res, 401, errorPage('Connexion impossible', 'La connexion avec Pro Santé Connect n’a pas abouti. Recommencez depuis votre logiciel.'));
+      // the sign-in it came from: express-openid-connect read it from its own signed cookie
+      const uid = new RegExp(`^${authPath}/interaction/([A-Za-z0-9_-]+)/pro$`).exec((req as { openidState?: { returnTo?: string } }).openidState?.returnTo ?? '')?.[1];
+      return void (async () => {
+        const interaction = uid ? await provider.Interaction.find(uid) : undefined;
+        const back = interaction ? backTo(uid!, await clientName(String(interaction.params.client_id)), 'pro-refused') : undefined;
+        html(res, 401, errorPage('Connexion impossible', `La connexion avec Pro Santé Connect n’a pas abouti.${back ? '' : ' Recommencez depuis votre logiciel.'}`, back));
+      })().catch(next);
     }
     if (name === 'SessionNotFound' || name === 'InvalidRequest') return html(res, 400, errorPage('Session expirée', 'Cette page de connexion a expiré. Recommencez depuis l’application.'));
     log.error({ err: name, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, 'authorization page failed');

@@ -50,7 +50,21 @@ ${body}
 
 const errorBox = (message: string | undefined, id = 'erreur') => (message ? `<div class="error" role="alert" id="${id}">${esc(message)}</div>` : '');
 
-export function loginPage(o: { action: string; csrf: string; clientName: string; error?: string; login?: string; proLoginUrl?: string }): string {
+/** Where a page sends someone who gives up: back to the app, which is told they did (access_denied). */
+export interface Back {
+  action: string;
+  csrf: string;
+  clientName: string;
+  reason?: 'cancelled' | 'pro-refused' | 'pro-unknown';
+}
+
+const backForm = (b: Back, label: string) => `<form method="post" action="${esc(b.action)}">
+<input type="hidden" name="csrf" value="${esc(b.csrf)}">
+<input type="hidden" name="reason" value="${esc(b.reason ?? 'cancelled')}">
+<button type="submit" class="secondary">${esc(label)}</button>
+</form>`;
+
+export function loginPage(o: { action: string; csrf: string; clientName: string; error?: string; login?: string; proLoginUrl?: string; back: Back }): string {
   const described = o.error ? ' aria-describedby="erreur" aria-invalid="true"' : '';
   return page(
     'Connexion',
@@ -65,11 +79,12 @@ ${errorBox(o.error)}
 <input type="password" id="motdepasse" name="password" autocomplete="current-password" required${described}>
 <button type="submit">Continuer</button>
 </form>
-${o.proLoginUrl ? `<p class="meta">Vous êtes professionnel de santé ? <a href="${esc(o.proLoginUrl)}">Se connecter avec Pro Santé Connect</a></p>` : ''}`,
+${o.proLoginUrl ? `<p class="meta">Vous êtes professionnel de santé ? <a href="${esc(o.proLoginUrl)}">Se connecter avec Pro Santé Connect</a></p>` : ''}
+${backForm(o.back, `Annuler et revenir à ${o.clientName}`)}`,
   );
 }
 
-export function otpPage(o: { action: string; csrf: string; channel: 'email' | 'sms'; masked: string; error?: string }): string {
+export function otpPage(o: { action: string; csrf: string; channel: 'email' | 'sms'; masked: string; error?: string; back: Back }): string {
   const described = o.error ? ' aria-invalid="true" aria-describedby="erreur aide-code"' : ' aria-describedby="aide-code"';
   return page(
     'Code de vérification',
@@ -82,7 +97,8 @@ ${errorBox(o.error)}
 <p class="hint" id="aide-code">Le code est valable 15 minutes et ne sert qu’une fois.</p>
 <input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required${described} autofocus>
 <button type="submit">Valider</button>
-</form>`,
+</form>
+${backForm(o.back, `Annuler et revenir à ${o.back.clientName}`)}`,
   );
 }
 
@@ -114,6 +130,6 @@ ${items}
   );
 }
 
-export function errorPage(title: string, message: string): string {
-  return page(title, `<h1>${esc(title)}</h1>${errorBox(message)}`);
+export function errorPage(title: string, message: string, back?: Back): string {
+  return page(title, `<h1>${esc(title)}</h1>${errorBox(message)}${back ? backForm(back, `Revenir à ${back.clientName}`) : ''}`);
 }

@@ -209,6 +209,24 @@ eachEngine(
       const locked = await agent.post(`/auth/interaction/${uid}/otp`).set('Host', HOST).type('form').send({ csrf, code: '000000' });
       expect(locked.text).toContain('Trop de codes incorrects');
     });
+
+    test('cancelling on the login or one-time code page sends the patient back to the app with access_denied', async () => {
+      const { Browser } = await import('../helpers/browser');
+      const authorize = `/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: REDIRECT, scope: 'openid patient/*.rs', state: 'etat-1', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`;
+      const b = new Browser(h.app);
+      expect(await b.go(authorize)).toBeUndefined();
+      expect(b.page!.text).toContain('Annuler et revenir à Carnet de glycémie');
+      const back = await b.submit({}, /\/abort$/);
+      expect(back?.origin + back!.pathname).toBe(REDIRECT);
+      expect(Object.fromEntries(back!.searchParams)).toEqual({ error: 'access_denied', error_description: 'The user cancelled the sign-in', state: 'etat-1', iss: `http://${HOST}/auth` });
+      // from the one-time code page too; the code sent is then void
+      expect(await b.go(authorize.replace('etat-1', 'etat-2'))).toBeUndefined();
+      expect(await b.submit({ login: 'helene', password: PASSWORD })).toBeUndefined();
+      expect(b.page!.text).toContain('Saisissez votre code');
+      const again = await b.submit({}, /\/abort$/);
+      expect(again!.searchParams.get('error')).toBe('access_denied');
+      expect(again!.searchParams.get('state')).toBe('etat-2');
+    });
   },
   { dataDir },
 );

@@ -149,9 +149,17 @@ describe.each(engines())('professionals sign in through Pro Santé Connect [$nam
     expect(b.page!.text).toContain('role="alert"');
     // the RPPS number itself is not echoed back
     expect(b.page!.text).not.toContain(UNKNOWN_RPPS);
+    // the way back tells the software, which would otherwise wait for a code
+    expect(b.page!.text).toContain('Revenir à Logiciel de cabinet');
+    const back = await b.submit({}, /\/abort$/);
+    expect(back?.origin + back!.pathname).toBe(REDIRECT);
+    expect(back!.searchParams.get('error')).toBe('access_denied');
+    expect(back!.searchParams.get('error_description')).toContain('RPPS');
+    expect(back!.searchParams.get('state')).toBe('st4te');
+    expect(back!.searchParams.get('code')).toBeNull();
   });
 
-  test('an upstream refusal (access_denied) ends on a clear page of this server, with no session', async () => {
+  test('an upstream refusal (access_denied) ends on a clear page of this server, whose way back tells the software', async () => {
     const b = new Browser(app, [upstream.issuer]);
     const proLink = await toLoginPage(b, 'openid fhirUser user/*.rs', pkce().challenge);
     const out = await signInUpstream(b, proLink, 'carte-inconnue-en-amont');
@@ -161,8 +169,40 @@ describe.each(engines())('professionals sign in through Pro Santé Connect [$nam
     expect(b.page!.url.pathname).toBe('/auth/pro/callback');
     expect(b.page!.status).toBe(401);
     expect(b.page!.text).toContain('La connexion avec Pro Santé Connect n’a pas abouti');
-    // and no upstream session: the next visit to the login link goes upstream again
-    expect(await b.go(proLink)).toBeUndefined();
-    expect(b.page!.url.origin).toBe(upstream.issuer);
+    expect(b.page!.text).toContain('role="alert"');
+    // no upstream session was opened: the login link still goes upstream (signInUpstream checks it)
+    expect(await signInUpstream(b, proLink, 'carte-inconnue-en-amont')).toBeUndefined();
+    expect(b.page!.status).toBe(401);
+    // back to the software, with access_denied and its state
+    const back = await b.submit({}, /\/abort$/);
+    expect(back?.origin + back!.pathname).toBe(REDIRECT);
+    expect(back!.searchParams.get('error')).toBe('access_denied');
+    expect(back!.searchParams.get('error_description')).toContain('Pro Santé Connect');
+    expect(back!.searchParams.get('state')).toBe('st4te');
+    // that sign-in is over; a new one in the same browser starts afresh and can succeed
+    const { verifier, challenge } = pkce();
+    const again = await toLoginPage(b, 'openid fhirUser user/*.rs', challenge);
+    expect(await signInUpstream(b, again, 'cps-martin')).toBeUndefined();
+    expect(b.page!.text).toContain('Autoriser Logiciel de cabinet');
+    const done = await b.submit({ decision: 'allow', scope: consentScopes(b.page!.text) });
+    const res = await exchangeCode(app, { code: done!.searchParams.get('code')!, clientId: 'logiciel-cabinet', redirectUri: REDIRECT, verifier });
+    expect(res.status).toBe(200);
+    expect(decodeJwt(res.body.access_token).fhirUser).toBe(`Practitioner/${practitioner}`);
+  });
+
+  test('a forged way back is refused: the interaction needs its own cookie and CSRF token', async () => {
+    const b = new Browser(app, [upstream.issuer]);
+    const proLink = await toLoginPage(b, 'openid fhirUser user/*.rs', pkce().challenge);
+    const abort = proLink.replace(/\/pro$/, '/abort');
+    // another browser (no interaction cookie) cannot end this sign-in
+    const other = await anonymous(app).post(abort).set('Host', HOST).type('form').send({ csrf: 'x', reason: 'cancelled' });
+    expect(other.status).toBe(400);
+    // this browser without the page's CSRF token neither
+    expect(await b.go(abort, 'POST', 'csrf=forged&reason=cancelled')).toBeUndefined();
+    expect(b.page!.status).toBe(403);
+    // the sign-in is still open
+    expect(await b.go(proLink.replace(/\/pro$/, ''))).toBeUndefined();
+    expect(b.page!.status).toBe(200);
+    expect(b.page!.text).toContain('Se connecter avec Pro Santé Connect');
   });
 });

@@ -51,13 +51,14 @@ export class Browser {
     return undefined;
   }
 
-  /** Submits the page's (first) form with its hidden fields and `fields`. */
-  async submit(fields: Record<string, string | string[]>): Promise<URL | undefined> {
-    const html = this.page!.text;
-    const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1]?.replace(/&amp;/g, '&');
-    if (!action) throw new Error(`no form on ${this.page!.url}: ${html.slice(0, 300)}`);
+  /** Submits the page's first form (or the first whose action matches `which`) with its hidden fields and `fields`. */
+  async submit(fields: Record<string, string | string[]>, which?: RegExp): Promise<URL | undefined> {
+    const forms = [...this.page!.text.matchAll(/<form method="post" action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)].map((m) => ({ action: unescape(m[1]), html: m[2] }));
+    const chosen = forms.find((f) => !which || which.test(f.action));
+    if (!chosen) throw new Error(`no such form on ${this.page!.url}: ${this.page!.text.slice(0, 300)}`);
+    const { action, html } = chosen;
     const body = new URLSearchParams();
-    for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) if (m[1] === 'csrf') body.append(m[1], unescape(m[2]));
+    for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) if (m[1] !== 'scope') body.append(m[1], unescape(m[2]));
     for (const [k, v] of Object.entries(fields)) for (const x of ([] as string[]).concat(v)) body.append(k, x);
     return this.go(action, 'POST', body.toString());
   }
