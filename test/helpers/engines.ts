@@ -80,3 +80,12 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 export async function servicesFor(engine: Engine, overrides: Partial<Config> = {}): Promise<AppServices> {
   return createServices(testConfig(overrides), engine.create());
 }
+
+/**
+ * Whether the store has multi-document transactions; when it has none (FerretDB, a standalone
+ * mongod), says which test, or part of one, is skipped for that reason.
+ */
+export function hasTransactions(store: ResourceStore, engine: string, skipped: string): boolean {
+  if (!store.supportsTransactions) console.warn(`[${engine}] this server has no multi-document transactions: ${skipped} SKIPPED`);
+  return store.supportsTransactions;
+}

@@ -1,14 +1,9 @@
+import { hasTransactions } from '../helpers/engines';
 import { BASE, eachEngine, FHIR_JSON, ids, INS, patient, request } from '../helpers/http';
 
 eachEngine('batch and transaction', (h) => {
   const postBundle = (bundle: unknown) => request(h.app).post('/fhir').set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle));
-  const txOrSkip = () => {
-    if (!h.services.store.supportsTransactions) {
-      console.warn(`[${h.engine.name}] this server has no multi-document transactions: transaction test skipped (the refusal itself is tested)`);
-      return false;
-    }
-    return true;
-  };
+  const txOrSkip = () => hasTransactions(h.services.store, h.engine.name, 'transaction test (the refusal itself is tested)');
   const count = async (q: string) => (await request(h.app).get(`/fhir/${q}`)).body.total as number;
 
   test('a batch runs entries independently and reports each one', async () => {

@@ -1,5 +1,6 @@
 import { packageExamples } from '../../src/validation/packages';
 import { BASE, eachEngine, FHIR_JSON, request } from '../helpers/http';
+import { hasTransactions } from '../helpers/engines';
 
 /** Enforcement over HTTP with the French required profiles on (REQUIRED_PROFILES=fr). */
 type R = Record<string, any>;
@@ -88,7 +89,7 @@ eachEngine(
     });
 
     it('a transaction with one invalid entry is refused whole and stores nothing', async () => {
-      if (!h.services.store.supportsTransactions) return;
+      if (!hasTransactions(h.services.store, h.engine.name, 'invalid-entry transaction test')) return;
       const marker = `tx-${Date.now()}`;
       const p = insPatient();
       p.identifier.push({ system: 'urn:test:marker', value: marker, use: 'secondary', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'RRI' }] } });
