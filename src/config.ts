@@ -42,6 +42,12 @@ export interface Config {
   authSecret: string | undefined;
   /** How often expired authorization codes, sessions, one-time codes and launches are deleted, in seconds (STATE_PURGE_INTERVAL, default 600). */
   statePurgeInterval: number;
+  /**
+   * Hosts of client JWKS URLs that may resolve to private or loopback addresses (JWKS_PRIVATE_HOSTS,
+   * comma-separated, e.g. a hospital's internal network); every other JWKS URL that does is refused
+   * (oidc-provider's protection against server-side request forgery).
+   */
+  jwksPrivateHosts: string[];
   /** Behind a TLS-terminating proxy: trust X-Forwarded-* (TRUST_PROXY=1). */
   trustProxy: boolean;
   /**
@@ -92,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKeys: env.SIGNING_KEYS || undefined,
     authSecret: env.AUTH_SECRET || undefined,
     statePurgeInterval: intFrom('STATE_PURGE_INTERVAL', env.STATE_PURGE_INTERVAL, 600) || 600,
+    jwksPrivateHosts: (env.JWKS_PRIVATE_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
     proOidc: env.PRO_OIDC_ISSUER
       ? {

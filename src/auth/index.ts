@@ -123,6 +123,12 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   const provider: Provider = new ProviderClass(issuer, native<Record<string, unknown>>({
     adapter: ((Adapter) => (name: string) => new Adapter(name))(adapterFor(store, clients)) as never,
     clients: [],
+    // JWKS URLs of clients: fetched with oidc-provider's SSRF protection (its dispatcher), except
+    // for the hosts the operator trusts with a private address
+    fetch: (url: URL | string, options: RequestInit & { dispatcher?: unknown }) => {
+      if (config.jwksPrivateHosts.includes(new URL(url).hostname.toLowerCase())) delete options.dispatcher;
+      return fetch(url, options);
+    },
     jwks: { keys: secrets.signingKeys as never },
     cookies: { keys: secrets.cookieKeys },
     async findAccount(_ctx: unknown, sub: string) {

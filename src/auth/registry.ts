@@ -78,6 +78,8 @@ export class ClientRegistry {
   }
 }
 
+const LOOPBACK = ['localhost', '127.0.0.1', '[::1]'];
+
 export function validateClient(c: Pick<RegisteredClient, 'clientId' | 'kind' | 'redirectUris' | 'scope' | 'authMethod' | 'jwks' | 'jwksUri'>): void {
   if (!/^[A-Za-z0-9._~-]{1,100}$/.test(c.clientId)) throw new Error('client id: 1 to 100 characters among letters, digits and . _ ~ -');
   for (const s of c.scope.split(/\s+/).filter(Boolean)) {
@@ -94,10 +96,14 @@ export function validateClient(c: Pick<RegisteredClient, 'clientId' | 'kind' | '
     for (const u of c.redirectUris) {
       const url = URL.parse(u);
       if (!url || url.hash) throw new Error(`Invalid redirect URI ${u}`);
-      if (url.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) throw new Error(`Redirect URIs use https (http only on loopback): ${u}`);
+      if (url.protocol !== 'https:' && !LOOPBACK.includes(url.hostname)) throw new Error(`Redirect URIs use https (http only on loopback): ${u}`);
     }
   }
   if (c.authMethod === 'private_key_jwt' && !c.jwks && !c.jwksUri) throw new Error('private_key_jwt needs a JWKS or a JWKS URL');
+  if (c.jwksUri !== undefined) {
+    const url = URL.parse(c.jwksUri);
+    if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.includes(url.hostname)))) throw new Error(`A JWKS URL uses https (http only on loopback): ${c.jwksUri}`);
+  }
   if (c.kind === 'backend' && c.authMethod === 'none') throw new Error('A backend system authenticates (private_key_jwt or client_secret_basic)');
 }
 

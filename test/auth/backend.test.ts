@@ -141,5 +141,64 @@ eachEngine('backend services and bearer tokens', (h) => {
     const list = await anonymous(h.app).get('/auth/admin/clients').set('Authorization', `Bearer ${h.token}`);
     expect(list.body.map((c: { clientId: string }) => c.clientId)).toContain('hopital');
     expect(JSON.stringify(list.body)).not.toMatch(/secret/);
+    // a client registered through the API with a secret: the secret is in the answer only, and works
+    const added = await anonymous(h.app).post('/auth/admin/clients').set('Authorization', `Bearer ${h.token}`).send({ client_id: 'outil-api', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'client_secret_basic' });
+    expect(added.status).toBe(201);
+    const secret = added.body.client_secret as string;
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(added.body.secretDigest).toBeUndefined();
+    const basic = (s: string) => anonymous(h.app).post('/auth/token').set('Host', HOST).auth('outil-api', s).type('form').send({ grant_type: 'client_credentials', scope: 'system/Patient.rs' });
+    expect((await basic(secret)).status).toBe(200);
+    expect((await basic(`${secret}x`)).status).toBe(401);
+    // what is stored is not the secret, and does not authenticate either
+    const stored = (await h.services.auth!.clients.get('outil-api'))!;
+    expect(JSON.stringify(stored)).not.toContain(secret);
+    expect((await basic(stored.secretDigest!)).status).toBe(401);
+    const shown = (await anonymous(h.app).get('/auth/admin/clients/outil-api').set('Authorization', `Bearer ${h.token}`)).body;
+    expect(shown).toMatchObject({ clientId: 'outil-api', authMethod: 'client_secret_basic' });
+    expect(Object.keys(shown).filter((k) => /secret/i.test(k))).toEqual([]);
   });
-});
+
+  test('a backend whose keys are at a JWKS URL: fetched from there, the key chosen by kid', async () => {
+    const { createServer } = await import('node:http');
+    const first = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const next = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    // the lab publishes its next key ahead of using it (keys are cached 60 s, or the JWKS's max-age if longer)
+    const published: JWK[] = [
+      { ...(await exportJWK(first.publicKey)), kid: 'k1', alg: 'ES384', use: 'sig' },
+      { ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'ES384', use: 'sig' },
+    ];
+    let fetched = 0;
+    const server = createServer((_req, res) => {
+      fetched++;
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ keys: published }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const jwksUri = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks.json`;
+      await h.services.auth!.clients.add({ clientId: 'labo', name: 'Laboratoire', kind: 'backend', redirectUris: [], scope: 'system/Patient.rs', authMethod: 'private_key_jwt', jwksUri });
+      const signed = (key: typeof first.privateKey, k: string) =>
+        jwt.sign({ iss: 'labo', sub: 'labo', aud: TOKEN_URL, jti: randomUUID() }, key, { algorithm: 'ES384', keyid: k, expiresIn: 120 });
+      const asLabo = (a: string) => token(a, 'system/Patient.rs');
+      const ok = await asLabo(signed(first.privateKey, 'k1'));
+      expect([ok.status, ok.body, fetched]).toEqual([200, expect.objectContaining({ token_type: 'Bearer' }), 1]);
+      expect((await fhir(ok.body.access_token).get('/fhir/Patient')).status).toBe(200);
+      // the lab switches to its next key
+      expect((await asLabo(signed(next.privateKey, 'k2'))).status).toBe(200);
+      // a kid naming a key other than the one that signed is refused
+      expect((await asLabo(signed(next.privateKey, 'k1'))).status).toBe(401);
+      // a JWKS URL on a private address whose host the operator has not listed (JWKS_PRIVATE_HOSTS) is never fetched
+      const before = fetched;
+      await h.services.auth!.clients.add({ clientId: 'labo-2', name: 'Laboratoire 2', kind: 'backend', redirectUris: [], scope: 'system/Patient.rs', authMethod: 'private_key_jwt', jwksUri: jwksUri.replace('127.0.0.1', 'localhost') });
+      const refused = await token(jwt.sign({ iss: 'labo-2', sub: 'labo-2', aud: TOKEN_URL, jti: randomUUID() }, first.privateKey, { algorithm: 'ES384', keyid: 'k1', expiresIn: 120 }), 'system/Patient.rs');
+      expect(refused.status).toBe(401);
+      expect(fetched).toBe(before);
+      // and a JWKS URL elsewhere than on loopback is https
+      const plain = await anonymous(h.app).post('/auth/admin/clients').set('Authorization', `Bearer ${h.token}`).send({ client_id: 'labo-3', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'http://labo.example/jwks.json' });
+      expect(plain.status).toBe(400);
+      expect(plain.body.error_description).toBe('A JWKS URL uses https (http only on loopback): http://labo.example/jwks.json');
+    } finally {
+      server.close();
+    }
+  });
+}, { jwksPrivateHosts: ['127.0.0.1'] });

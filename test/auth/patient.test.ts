@@ -171,6 +171,25 @@ eachEngine(
       expect(refresh.status).toBe(400);
     });
 
+    test('revocation (RFC 7009): revoking the refresh token ends the grant; its access tokens stop at once', async () => {
+      const t = await tokenFor('openid launch/patient offline_access patient/*.rs');
+      const other = await tokenFor('openid launch/patient patient/*.rs');
+      expect((await as(t.access_token).get(`/fhir/Patient/${A}`)).status).toBe(200);
+      const introspect = (token: string) => anonymous(h.app).post('/auth/introspect').set('Host', HOST).set('Authorization', `Bearer ${other.access_token}`).type('form').send({ token });
+      expect((await introspect(t.access_token)).body).toMatchObject({ active: true, client_id: 'glycemie', patient: A });
+      const revoke = await anonymous(h.app).post('/auth/revoke').set('Host', HOST).type('form').send({ token: t.refresh_token!, token_type_hint: 'refresh_token', client_id: 'glycemie' });
+      expect(revoke.status).toBe(200);
+      const after = await as(t.access_token).get(`/fhir/Patient/${A}`);
+      expect(after.status).toBe(401);
+      expect(after.body.issue[0].diagnostics).toContain('revoked');
+      expect((await introspect(t.access_token)).body).toEqual({ active: false });
+      const refresh = await anonymous(h.app).post('/auth/token').set('Host', HOST).type('form').send({ grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: 'glycemie' });
+      expect(refresh.status).toBe(400);
+      expect(refresh.body.error).toBe('invalid_grant');
+      // another grant of the same app and patient is untouched
+      expect((await as(other.access_token).get(`/fhir/Patient/${A}`)).status).toBe(200);
+    });
+
     test('PKCE is required and S256 only; the verifier must match', async () => {
       const missing = await flow('openid patient/*.rs', { challenge: null });
       expect(missing.searchParams.get('error')).toBe('invalid_request');
