@@ -57,7 +57,9 @@ export function adapterFor(store: ResourceStore, clients: ClientRegistry) {
         return c && c.status === 'referenced' ? nativeJson(clientMetadata(c) as Payload) : undefined;
       }
       const v = await store.getState<Payload>(this.key(id));
-      return v ? nativeJson(v) : undefined;
+      // a value stored by an earlier version ({ payload, expiresAt }, no expiry of its own) is void: sign in again
+      if (!v || (typeof v.payload === 'object' && Object.keys(v).every((k) => k === 'payload' || k === 'expiresAt'))) return undefined;
+      return nativeJson(v);
     }
 
     async findByUid(uid: string): Promise<Payload | undefined> {
