@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig } from './config';
 import { createStore } from './server';
-import { AccountRegistry, ClientRegistry, type ClientKind, type ClientAuthMethod } from './auth/registry';
+import { AccountRegistry, AUTH_METHODS, CLIENT_KINDS, ClientRegistry, type ClientKind, type ClientAuthMethod } from './auth/registry';
 import { pruneKeys, rotateKeys } from './auth/keys';
 import type { ResourceStore } from './store/types';
 
@@ -28,10 +28,10 @@ client
   .description('register a client')
   .requiredOption('--id <clientId>', 'client id')
   .option('--name <name>', 'name shown to patients on the consent page')
-  .addOption(new Option('--kind <kind>', 'patient app from the catalogue, professional software or backend system').choices(['patient-app', 'professional', 'backend']).makeOptionMandatory())
+  .addOption(new Option('--kind <kind>', 'patient app from the catalogue, professional software or backend system').choices(CLIENT_KINDS).makeOptionMandatory())
   .requiredOption('--scope <scopes>', 'the scopes the client may receive, space-separated (e.g. "openid fhirUser launch/patient offline_access patient/*.rs")')
   .option('--redirect-uri <uri...>', 'redirect URIs (apps)')
-  .addOption(new Option('--auth <method>', 'token endpoint authentication').choices(['private_key_jwt', 'client_secret_basic', 'none']))
+  .addOption(new Option('--auth <method>', 'token endpoint authentication').choices(AUTH_METHODS))
   .option('--jwks <file>', 'file holding the public JWKS (private_key_jwt)')
   .option('--jwks-uri <url>', 'URL of the public JWKS (private_key_jwt)')
   .action(async (o: { id: string; name?: string; kind: ClientKind; scope: string; redirectUri?: string[]; auth?: ClientAuthMethod; jwks?: string; jwksUri?: string }) => {

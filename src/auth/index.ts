@@ -305,7 +305,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       response_types_supported: ['code'],
       code_challenge_methods_supported: ['S256'],
       token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'none'],
-      token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
+      token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
       id_token_signing_alg_values_supported: SIGNING_ALGS,
       scopes_supported: ['openid', 'fhirUser', 'launch', 'launch/patient', 'offline_access', 'online_access', 'patient/*.cruds', 'patient/*.rs', 'patient/*.read', 'user/*.cruds', 'user/*.rs', 'user/*.read', 'user/*.write', 'system/*.cruds', 'system/*.rs', 'system/*.read'],
       capabilities: [
@@ -572,7 +572,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     return c ? res.json(shown(c)) : res.status(404).json({ error: 'not_found' });
   });
   router.post('/admin/clients', admin, express.json({ limit: '100kb' }), async (req, res) => {
-    const b = req.body as Record<string, unknown>;
+    const b = (req.body ?? {}) as Record<string, unknown>;
     try {
       const c = await clients.add({
         clientId: String(b.client_id ?? ''),

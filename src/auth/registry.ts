@@ -9,9 +9,11 @@ import { parseScope, NON_RESOURCE_SCOPES } from '../policy/scopes';
  * as server-owned state in the store (ResourceStore getState/setState), so the server and the CLI
  * share them whatever the engine.
  */
-export type ClientKind = 'patient-app' | 'professional' | 'backend';
+export const CLIENT_KINDS = ['patient-app', 'professional', 'backend'] as const;
+export type ClientKind = (typeof CLIENT_KINDS)[number];
 export type ClientStatus = 'referenced' | 'suspended';
-export type ClientAuthMethod = 'private_key_jwt' | 'client_secret_basic' | 'none';
+export const AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'none'] as const;
+export type ClientAuthMethod = (typeof AUTH_METHODS)[number];
 
 export interface RegisteredClient {
   clientId: string;
@@ -82,6 +84,10 @@ const LOOPBACK = ['localhost', '127.0.0.1', '[::1]'];
 
 export function validateClient(c: Pick<RegisteredClient, 'clientId' | 'kind' | 'redirectUris' | 'scope' | 'authMethod' | 'jwks' | 'jwksUri'>): void {
   if (!/^[A-Za-z0-9._~-]{1,100}$/.test(c.clientId)) throw new Error('client id: 1 to 100 characters among letters, digits and . _ ~ -');
+  if (!CLIENT_KINDS.includes(c.kind)) throw new Error(`kind: one of ${CLIENT_KINDS.join(', ')}`);
+  if (!AUTH_METHODS.includes(c.authMethod)) throw new Error(`token endpoint authentication: one of ${AUTH_METHODS.join(', ')}`);
+  if (!Array.isArray(c.redirectUris) || c.redirectUris.some((u) => typeof u !== 'string')) throw new Error('redirect URIs: a list of URLs');
+  if (typeof c.scope !== 'string') throw new Error('scope: the scopes, separated by spaces');
   for (const s of c.scope.split(/\s+/).filter(Boolean)) {
     if (!parseScope(s) && !NON_RESOURCE_SCOPES.includes(s)) throw new Error(`Unknown scope "${s}"`);
   }
@@ -99,6 +105,11 @@ export function validateClient(c: Pick<RegisteredClient, 'clientId' | 'kind' | '
       if (url.protocol !== 'https:' && !LOOPBACK.includes(url.hostname)) throw new Error(`Redirect URIs use https (http only on loopback): ${u}`);
     }
   }
+  if (c.jwks !== undefined && (typeof c.jwks !== 'object' || c.jwks === null || !Array.isArray(c.jwks.keys) || c.jwks.keys.some((k) => typeof k !== 'object' || k === null || typeof k.kty !== 'string'))) {
+    throw new Error('jwks: a JSON Web Key Set, {"keys": [...]}');
+  }
+  if (c.jwks?.keys.some((k) => 'd' in k)) throw new Error('jwks: public keys only (this JWKS holds private key material)');
+  if (c.jwksUri !== undefined && typeof c.jwksUri !== 'string') throw new Error('jwks_uri: a URL');
   if (c.authMethod === 'private_key_jwt' && !c.jwks && !c.jwksUri) throw new Error('private_key_jwt needs a JWKS or a JWKS URL');
   if (c.jwksUri !== undefined) {
     const url = URL.parse(c.jwksUri);

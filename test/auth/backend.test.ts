@@ -154,6 +154,22 @@ eachEngine('backend services and bearer tokens', (h) => {
     const stored = (await h.services.auth!.clients.get('outil-api'))!;
     expect(JSON.stringify(stored)).not.toContain(secret);
     expect((await basic(stored.secretDigest!)).status).toBe(401);
+    // what the registry refuses is a 400 that says why
+    const register = (body: unknown) => anonymous(h.app).post('/auth/admin/clients').set('Authorization', `Bearer ${h.token}`).send(body as object);
+    const privateJwk = await exportJWK(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey);
+    for (const [body, message] of [
+      [{ client_id: 'x1', kind: 'robot', scope: 'system/Patient.rs', token_endpoint_auth_method: 'client_secret_basic' }, 'kind: one of patient-app, professional, backend'],
+      [{ client_id: 'x2', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'client_secret_post' }, 'token endpoint authentication: one of private_key_jwt, client_secret_basic, none'],
+      [{ client_id: 'x3', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [privateJwk] } }, 'jwks: public keys only (this JWKS holds private key material)'],
+      [{ client_id: 'x4', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'private_key_jwt', jwks: [1] }, 'jwks: a JSON Web Key Set, {"keys": [...]}'],
+      [{ client_id: 'x5', kind: 'patient-app', scope: 'patient/*.rs', redirect_uris: 'https://app.example/cb' }, 'redirect URIs: a list of URLs'],
+    ] as const) {
+      const r = await register(body);
+      expect([r.status, r.body]).toEqual([400, { error: 'invalid_client_metadata', error_description: message }]);
+    }
+    const notJson = await anonymous(h.app).post('/auth/admin/clients').set('Authorization', `Bearer ${h.token}`).type('form').send('client_id=x6');
+    expect(notJson.status).toBe(400);
+    expect((await h.services.auth!.clients.list()).map((c) => c.clientId).filter((id) => /^x\d$/.test(id))).toEqual([]);
     const shown = (await anonymous(h.app).get('/auth/admin/clients/outil-api').set('Authorization', `Bearer ${h.token}`)).body;
     expect(shown).toMatchObject({ clientId: 'outil-api', authMethod: 'client_secret_basic' });
     expect(Object.keys(shown).filter((k) => /secret/i.test(k))).toEqual([]);
