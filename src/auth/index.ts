@@ -630,6 +630,13 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   router.use((err: Error, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
     const name = (err as { name?: string }).name;
+    // the client's own mistakes: a body that does not parse or is too large, an address that does not decode
+    const status = err instanceof URIError ? 400 : (err as { status?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500 && !(pro && req.path === '/pro/callback')) {
+      const message = status === 413 ? 'The request body is too large' : err instanceof URIError ? 'The address does not decode' : 'The request body does not parse';
+      if (req.path.startsWith('/admin/') || req.path === '/launch') return res.status(status).json({ error: 'invalid_request', error_description: message });
+      return html(res, status, errorPage('Requête invalide', status === 413 ? 'La requête est trop volumineuse.' : 'La requête est mal formée. Recommencez depuis l’application.'));
+    }
     if (pro && req.path === '/pro/callback') {
       // the upstream refused or the answer did not check out (state, nonce, ID token): not a failure of this server
       const code = (err as { error?: unknown }).error;

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, type JsonWebKey } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import type { JWK } from 'jose';
 import type { ResourceStore } from '../store/types';
@@ -109,6 +109,13 @@ export function validateClient(c: Pick<RegisteredClient, 'clientId' | 'kind' | '
     throw new Error('jwks: a JSON Web Key Set, {"keys": [...]}');
   }
   if (c.jwks?.keys.some((k) => 'd' in k)) throw new Error('jwks: public keys only (this JWKS holds private key material)');
+  for (const k of c.jwks?.keys ?? []) {
+    try {
+      createPublicKey({ key: k as JsonWebKey, format: 'jwk' });
+    } catch {
+      throw new Error(`jwks: the key ${typeof k.kid === 'string' ? `"${k.kid}" ` : ''}is not a valid public JSON Web Key`);
+    }
+  }
   if (c.jwksUri !== undefined && typeof c.jwksUri !== 'string') throw new Error('jwks_uri: a URL');
   if (c.authMethod === 'private_key_jwt' && !c.jwks && !c.jwksUri) throw new Error('private_key_jwt needs a JWKS or a JWKS URL');
   if (c.jwksUri !== undefined) {

@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Bundle, BundleEntry, FhirResource as Resource } from 'fhir/r4';
 import { badRequest, FhirError, operationOutcome, preconditionFailed } from '../outcome';
 import type { FhirRequest, FhirResponse, Method, Services } from './context';
-import { conditionalMatches, parseQueryString } from './interactions';
+import { conditionalMatches, parseQueryString, pathSegments } from './interactions';
 import { dispatch } from './dispatch';
 import { checkType, ID_RE } from './resource';
 
@@ -26,12 +26,12 @@ interface Entry {
 const statusLine = (status: number) => `${status} ${STATUS_CODES[status] ?? ''}`.trim();
 
 /** "Patient/1?x=y" or an absolute URL under our base, as path segments and query. */
-function splitUrl(base: string, url: string): { path: string[]; query: [string, string][] } {
+function splitUrl(base: string, url: string, where: string): { path: string[]; query: [string, string][] } {
   let u = url.startsWith(`${base}/`) ? url.slice(base.length + 1) : url;
   u = u.replace(/^\/+/, '');
   const q = u.indexOf('?');
   const pathPart = q >= 0 ? u.slice(0, q) : u;
-  return { path: pathPart.split('/').filter((s) => s !== '').map(decodeURIComponent), query: q >= 0 ? parseQueryString(u.slice(q)) : [] };
+  return { path: pathSegments(pathPart, where), query: q >= 0 ? parseQueryString(u.slice(q)) : [] };
 }
 
 function readEntries(svc: Services, bundle: Bundle, base: string, kind: string): Entry[] {
@@ -45,7 +45,7 @@ function readEntries(svc: Services, bundle: Bundle, base: string, kind: string):
     const method = request.method as Method;
     if (!METHODS.includes(method)) throw badRequest(`${where}.request.method must be one of ${METHODS.join(', ')}`, `${where}.request.method`);
     if (typeof request.url !== 'string' || request.url === '') throw badRequest(`${where}.request.url is missing`, `${where}.request.url`);
-    const { path, query } = splitUrl(base, request.url);
+    const { path, query } = splitUrl(base, request.url, `${where}.request.url`);
     if (path.length === 0) throw badRequest(`${where}.request.url must name a resource type, not the FHIR base`, `${where}.request.url`);
     const needsBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
     if (needsBody && !e.resource) throw badRequest(`${where} (${method}) has no resource`, `${where}.resource`);

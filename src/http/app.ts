@@ -3,6 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Services, FhirRequest, FhirResponse, Method } from '../fhir/context';
 import { parsePrefer } from '../fhir/context';
 import { dispatch } from '../fhir/dispatch';
+import { pathSegments } from '../fhir/interactions';
 import type { Logger } from '../log';
 import { FhirError, operationOutcome } from '../outcome';
 import { WriteContentionError } from '../store/types';
@@ -52,17 +53,6 @@ function readBody(req: Request, method: Method): Pick<FhirRequest, 'body' | 'bod
   if (ct === 'application/x-www-form-urlencoded') return { body: text, bodyKind: 'form' };
   if (XML_TYPES.has(ct)) throw new FhirError(415, 'not-supported', XML_MESSAGE);
   throw new FhirError(415, 'not-supported', `Content-Type ${ct} is not supported; send application/fhir+json (or application/json-patch+json for PATCH)`);
-}
-
-function segments(path: string): string[] {
-  try {
-    return path
-      .split('/')
-      .filter((s) => s !== '')
-      .map((s) => decodeURIComponent(s));
-  } catch {
-    throw new FhirError(400, 'invalid', 'The URL path is not correctly percent-encoded');
-  }
 }
 
 /** The route as a template (no ids, no values), for the logs. */
@@ -135,7 +125,7 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
       const method = req.method as Method;
       if (!METHODS.has(method)) throw new FhirError(405, 'not-supported', `HTTP method ${req.method} is not supported`, undefined, { Allow: [...METHODS].join(', ') });
       const type = responseType(req, format);
-      const path = segments(req.path);
+      const path = pathSegments(req.path);
       res.locals.route = `${method} /fhir/${routeOf(path)}`;
       const fr: FhirRequest = {
         method,

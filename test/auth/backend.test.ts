@@ -162,6 +162,7 @@ eachEngine('backend services and bearer tokens', (h) => {
       [{ client_id: 'x2', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'client_secret_post' }, 'token endpoint authentication: one of private_key_jwt, client_secret_basic, none'],
       [{ client_id: 'x3', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [privateJwk] } }, 'jwks: public keys only (this JWKS holds private key material)'],
       [{ client_id: 'x4', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'private_key_jwt', jwks: [1] }, 'jwks: a JSON Web Key Set, {"keys": [...]}'],
+      [{ client_id: 'x7', kind: 'backend', scope: 'system/Patient.rs', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'EC', kid: 'k' }] } }, 'jwks: the key "k" is not a valid public JSON Web Key'],
       [{ client_id: 'x5', kind: 'patient-app', scope: 'patient/*.rs', redirect_uris: 'https://app.example/cb' }, 'redirect URIs: a list of URLs'],
     ] as const) {
       const r = await register(body);
@@ -169,6 +170,10 @@ eachEngine('backend services and bearer tokens', (h) => {
     }
     const notJson = await anonymous(h.app).post('/auth/admin/clients').set('Authorization', `Bearer ${h.token}`).type('form').send('client_id=x6');
     expect(notJson.status).toBe(400);
+    for (const body of ['{bad', 'null']) {
+      const broken = await anonymous(h.app).post('/auth/admin/clients').set('Authorization', `Bearer ${h.token}`).set('Content-Type', 'application/json').send(body);
+      expect([broken.status, broken.body]).toEqual([400, { error: 'invalid_request', error_description: 'The request body does not parse' }]);
+    }
     expect((await h.services.auth!.clients.list()).map((c) => c.clientId).filter((id) => /^x\d$/.test(id))).toEqual([]);
     const shown = (await anonymous(h.app).get('/auth/admin/clients/outil-api').set('Authorization', `Bearer ${h.token}`)).body;
     expect(shown).toMatchObject({ clientId: 'outil-api', authMethod: 'client_secret_basic' });

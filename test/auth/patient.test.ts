@@ -246,6 +246,10 @@ eachEngine(
       const again = await b.submit({}, /\/abort$/);
       expect(again!.searchParams.get('error')).toBe('access_denied');
       expect(again!.searchParams.get('state')).toBe('etat-2');
+      // an address that does not decode is the client's mistake, not the server's
+      const undecodable = await anonymous(h.app).get('/auth/interaction/%ZZ').set('Host', HOST);
+      expect(undecodable.status).toBe(400);
+      expect(undecodable.text).toContain('Requête invalide');
     });
   },
   { dataDir },

@@ -50,6 +50,16 @@ eachEngine(
       expectOutcome(await request(h.app).get('/elsewhere'), 404);
     });
 
+    test('a URL whose path does not percent-decode answers 400, in a request or a Bundle entry', async () => {
+      expectOutcome(await request(h.app).get('/fhir/Patient/%ZZ'), 400, /not correctly percent-encoded/);
+      const res = await request(h.app)
+        .post('/fhir')
+        .set('Content-Type', FHIR_JSON)
+        .send(JSON.stringify({ resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'Patient/%E0%A4%A' } }] }));
+      expectOutcome(res, 400, /not correctly percent-encoded/);
+      expect(res.body.issue[0].expression).toEqual(['Bundle.entry[0].request.url']);
+    });
+
     test('the server keeps serving after bad requests', async () => {
       for (let i = 0; i < 5; i++) await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{oops');
       expect((await request(h.app).get('/fhir/metadata')).status).toBe(200);
