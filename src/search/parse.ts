@@ -280,7 +280,7 @@ export class SearchParser {
   /** The condition of one `name=value` pair, or null when lenient handling ignores it. */
   condition(type: string, name: string, rawValue: string, depth = 0): Condition | null {
     if (depth > MAX_CHAIN_DEPTH) throw badRequest(`Chains and _has may nest at most ${MAX_CHAIN_DEPTH} levels`);
-    if (name.startsWith('_has:')) return this.has(type, name, rawValue, depth);
+    if (name.startsWith('_has:') || name === '_has') return this.has(type, name, rawValue, depth);
     const dot = name.indexOf('.');
     if (dot > 0) return this.chain(type, name.slice(0, dot), name.slice(dot + 1), rawValue, depth);
 

@@ -126,6 +126,7 @@ eachEngine(
       // a reference inside a contained resource is not the container's reference
       expect(await found(`DocumentReference?subject.general-practitioner=Practitioner/${f.gp2.id}`)).toEqual([]);
       expect((await get('Patient?_has:Observation:nosuch:code=x')).status).toBe(400);
+      expect((await get('Patient?_has=Observation')).status).toBe(400);
     });
 
     test('_include, _revinclude, :iterate and wildcards, with search.mode include', async () => {
