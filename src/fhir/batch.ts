@@ -5,7 +5,7 @@ import { badRequest, FhirError, operationOutcome, preconditionFailed } from '../
 import type { FhirRequest, FhirResponse, Method, Services } from './context';
 import { conditionalMatches, parseQueryString, pathSegments } from './interactions';
 import { dispatch } from './dispatch';
-import { checkType, ID_RE } from './resource';
+import { checkType, ID_RE, parseClientJson } from './resource';
 
 const METHODS: Method[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** The order in which a transaction processes its entries (FHIR R4 http.html#trules). */
@@ -55,11 +55,7 @@ function readEntries(svc: Services, bundle: Bundle, base: string, kind: string):
       // A JSON Patch travels in a Binary, as the spec's transaction example does.
       const bin = resource as { resourceType?: string; data?: string; contentType?: string } | undefined;
       if (bin?.resourceType !== 'Binary' || typeof bin.data !== 'string') throw new FhirError(415, 'not-supported', `${where}: a PATCH entry carries its JSON Patch as a Binary (contentType application/json-patch+json, base64 data)`, `${where}.resource`);
-      try {
-        patch = JSON.parse(Buffer.from(bin.data, 'base64').toString('utf8'));
-      } catch {
-        throw badRequest(`${where}: the Binary does not hold a JSON Patch document`, `${where}.resource.data`);
-      }
+      patch = parseClientJson(Buffer.from(bin.data, 'base64').toString('utf8'), `${where}: the Binary's JSON Patch`, `${where}.resource.data`);
       resource = undefined;
     }
     return { index, method, path, query, fullUrl: e.fullUrl, resource, patch, request };

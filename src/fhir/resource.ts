@@ -9,6 +9,32 @@ export const etag = (versionId: number) => `W/"${versionId}"`;
 export const iso = (ms: number) => new Date(ms).toISOString();
 export const httpDate = (ms: number) => new Date(ms).toUTCString();
 
+/**
+ * How deeply a request's JSON may nest. FHIR resources, even Bundles of resources with contained
+ * resources and nested extensions, stay far below it; deeper input would exhaust the stack of the
+ * recursive walks (schema, profiles, index, storage), so it is refused up front.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/** Parses JSON text from a client, refusing what does not parse or nests deeper than MAX_JSON_DEPTH (400). */
+export function parseClientJson(text: string, what = 'The body', expression?: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new FhirError(400, 'structure', `${what} is not valid JSON: ${(e as Error).message}`, expression);
+  }
+  // depth first, without recursion
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > MAX_JSON_DEPTH) throw new FhirError(400, 'too-costly', `${what} nests JSON more than ${MAX_JSON_DEPTH} levels deep`, expression);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return value;
+}
+
 export function checkType(svc: Services, type: string): void {
   if (!svc.resourceTypes.has(type)) throw new FhirError(404, 'not-found', `Unknown resource type "${type}"`);
 }

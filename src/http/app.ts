@@ -4,6 +4,7 @@ import type { Services, FhirRequest, FhirResponse, Method } from '../fhir/contex
 import { parsePrefer } from '../fhir/context';
 import { dispatch } from '../fhir/dispatch';
 import { pathSegments } from '../fhir/interactions';
+import { parseClientJson } from '../fhir/resource';
 import type { Logger } from '../log';
 import { FhirError, operationOutcome } from '../outcome';
 import { WriteContentionError } from '../store/types';
@@ -32,24 +33,16 @@ function responseType(req: Request, format: string | undefined): string {
   return FHIR_JSON;
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FhirError(400, 'structure', `The body is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 function readBody(req: Request, method: Method): Pick<FhirRequest, 'body' | 'bodyKind'> {
   const buf = req.body as Buffer | undefined;
   if (!Buffer.isBuffer(buf) || buf.length === 0 || method === 'GET' || method === 'HEAD' || method === 'DELETE') return {};
   const ct = (req.get('content-type') ?? 'application/fhir+json').split(';')[0].trim().toLowerCase();
   const text = buf.toString('utf8');
   if (JSON_TYPES.has(ct)) {
-    const body = parseJson(text);
+    const body = parseClientJson(text);
     return { body, bodyKind: method === 'PATCH' && Array.isArray(body) ? 'json-patch' : 'resource' };
   }
-  if (ct === 'application/json-patch+json') return { body: parseJson(text), bodyKind: 'json-patch' };
+  if (ct === 'application/json-patch+json') return { body: parseClientJson(text), bodyKind: 'json-patch' };
   if (ct === 'application/x-www-form-urlencoded') return { body: text, bodyKind: 'form' };
   if (XML_TYPES.has(ct)) throw new FhirError(415, 'not-supported', XML_MESSAGE);
   throw new FhirError(415, 'not-supported', `Content-Type ${ct} is not supported; send application/fhir+json (or application/json-patch+json for PATCH)`);

@@ -60,6 +60,26 @@ eachEngine(
       expect(res.body.issue[0].expression).toEqual(['Bundle.entry[0].request.url']);
     });
 
+    test('JSON nested deeper than 100 levels is refused with 400, in a body or a Bundle entry, and nothing is stored', async () => {
+      const nested = (depth: number, open: string, inner: string, close: string) => open.repeat(depth) + inner + close.repeat(depth);
+      // (the suite's body limit is 4 KB: deep but short)
+      const deepArrays = `{"resourceType":"Patient","extension":${nested(150, '[', '', ']')}}`;
+      const deepObjects = `{"resourceType":"Patient","text":${nested(150, '{"a":', '1', '}')}}`;
+      const deepBundle = `{"resourceType":"Bundle","type":"collection","entry":${nested(150, '[', '', ']')}}`;
+      const before = (await request(h.app).get('/fhir/Patient?_summary=count')).body.total;
+      for (const [path, body] of [['/fhir/Patient', deepArrays], ['/fhir/Patient', deepObjects], ['/fhir/Bundle', deepBundle], ['/fhir/Patient/$validate', deepObjects]]) {
+        expectOutcome(await request(h.app).post(path).set('Content-Type', FHIR_JSON).send(body), 400, /nests JSON more than 100 levels deep/);
+      }
+      const inBatch = await request(h.app)
+        .post('/fhir')
+        .set('Content-Type', FHIR_JSON)
+        .send(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"POST","url":"Patient"},"resource":${deepObjects}}]}`);
+      expectOutcome(inBatch, 400, /nests JSON more than 100 levels deep/);
+      expect((await request(h.app).get('/fhir/Patient?_summary=count')).body.total).toBe(before);
+      // a resource nested to an ordinary depth is fine
+      expect((await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(nested(10, '{"resourceType":"Patient","contained":[', '{"resourceType":"Patient"}', ']}'))).status).not.toBe(500);
+    });
+
     test('the server keeps serving after bad requests', async () => {
       for (let i = 0; i < 5; i++) await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{oops');
       expect((await request(h.app).get('/fhir/metadata')).status).toBe(200);
