@@ -50,6 +50,8 @@ export async function conditionalMatches(svc: Services, req: FhirRequest, type: 
   const criteria = query.filter(([k]) => !['_format', '_pretty'].includes(k));
   if (criteria.length === 0) throw badRequest(`A conditional ${req.method} needs search criteria`);
   const { plan } = parseSearch(svc.registry, type, criteria, { strict: true, defaultCount: 2, maxCount: 2, baseUrl: req.baseUrl });
+  // criteria that all drop out (empty values, result parameters) would match every resource
+  if (plan.scopes.every((s) => s.conditions.length === 0)) throw badRequest(`A conditional ${req.method} needs search criteria that select resources; ${criteria.map(([k, v]) => `${k}=${v}`).join('&')} selects none`);
   // a confined token only ever matches what it could search
   plan.scopes = restrictScopes(svc, req.access, plan.scopes);
   if (plan.scopes.length === 0) return [];
@@ -155,7 +157,13 @@ function pointerToFhirPath(type: string, pointer: string): string {
 /** Applies a JSON Patch document to the current content; errors name the operation and the element. */
 export function applyJsonPatch(type: string, current: Resource, ops: unknown): Resource {
   if (!Array.isArray(ops)) throw badRequest('A JSON Patch document must be an array of operations');
-  const invalid = jsonpatch.validate(ops as jsonpatch.Operation[], current);
+  let invalid: jsonpatch.JsonPatchError | undefined;
+  try {
+    invalid = jsonpatch.validate(ops as jsonpatch.Operation[], current);
+  } catch (e) {
+    // what the library throws rather than reports: a path through __proto__, a move into its own child
+    throw new FhirError(e instanceof TypeError && /__proto__/.test(e.message) ? 400 : 422, 'processing', `JSON Patch could not be applied: ${(e as Error).message.split('\n')[0].split('. ')[0]}`);
+  }
   if (invalid) {
     const i = invalid.index ?? 0;
     const op = ops[i] as { path?: string } | undefined;

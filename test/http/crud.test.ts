@@ -126,6 +126,15 @@ eachEngine('REST interactions', (h) => {
     const fhirpathPatch = await request(h.app).patch(`/fhir/Patient/${p.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ resourceType: 'Parameters' }));
     expect(fhirpathPatch.status).toBe(415);
     expect((await request(h.app).patch('/fhir/Patient/nope').set('Content-Type', 'application/json-patch+json').send('[]')).status).toBe(404);
+    // what the patch library throws rather than reports is still the client's mistake, and nothing changes
+    const patchOf = (ops: unknown) => request(h.app).patch(`/fhir/Patient/${p.id}`).set('Content-Type', 'application/json-patch+json').send(JSON.stringify(ops));
+    const intoItself = await patchOf([{ op: 'move', from: '/name', path: '/name/0' }]);
+    expect(intoItself.status).toBe(422);
+    expect(intoItself.body.issue[0].diagnostics).toMatch(/^JSON Patch could not be applied/);
+    const proto = await patchOf([{ op: 'add', path: '/__proto__/polluted', value: 1 }]);
+    expect(proto.status).toBe(400);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await request(h.app).get(`/fhir/Patient/${p.id}`)).body.meta.versionId).toBe('2');
   });
 
   test('conditional patch by identifier, as PDSm changes document labels', async () => {
@@ -182,6 +191,11 @@ eachEngine('REST interactions', (h) => {
     expect(many.status).toBe(412);
     const unknownParam = await post('/fhir/Patient', patient('Cond')).set('If-None-Exist', 'nonsense=1');
     expect(unknownParam.status).toBe(400);
+    // criteria that select nothing (empty values are ignored) would match every Patient: refused
+    const empty = await post('/fhir/Patient', patient('Cond')).set('If-None-Exist', 'identifier=');
+    expect(empty.status).toBe(400);
+    expect(empty.body.issue[0].diagnostics).toContain('needs search criteria that select resources');
+    expect((await request(h.app).delete('/fhir/Patient?name=')).status).toBe(400);
   });
 
   test('conditional update: none creates, one updates, several is 412', async () => {
