@@ -38,8 +38,15 @@ function readEntries(svc: Services, bundle: Bundle, base: string, kind: string):
   const entries = bundle.entry ?? [];
   if (!Array.isArray(entries)) throw badRequest('Bundle.entry must be an array', 'Bundle.entry');
   if (entries.length > MAX_ENTRIES) throw new FhirError(413, 'too-costly', `A ${kind} may hold at most ${MAX_ENTRIES} entries; this one has ${entries.length}`, 'Bundle.entry');
+  const fullUrls = new Map<string, number>();
   return entries.map((e, index) => {
     const where = `Bundle.entry[${index}]`;
+    // bdl-7: a fullUrl names one entry (references to it would be ambiguous)
+    if (typeof e?.fullUrl === 'string') {
+      const first = fullUrls.get(e.fullUrl);
+      if (first !== undefined) throw badRequest(`${where}.fullUrl ${e.fullUrl} is already the fullUrl of Bundle.entry[${first}]`, `${where}.fullUrl`);
+      fullUrls.set(e.fullUrl, index);
+    }
     const request = e?.request;
     if (!request || typeof request !== 'object') throw badRequest(`${where} has no request`, `${where}.request`);
     const method = request.method as Method;

@@ -80,6 +80,17 @@ eachEngine(
       expect((await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(nested(10, '{"resourceType":"Patient","contained":[', '{"resourceType":"Patient"}', ']}'))).status).not.toBe(500);
     });
 
+    test('two entries of a Bundle with the same fullUrl are refused (bdl-7), and nothing is stored', async () => {
+      const before = (await request(h.app).get('/fhir/Patient?_summary=count')).body.total;
+      for (const type of ['batch', 'transaction']) {
+        const entry = { fullUrl: 'urn:uuid:5f0c2a4e-0000-4000-8000-000000000001', request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient' } };
+        const res = await request(h.app).post('/fhir').set('Content-Type', FHIR_JSON).send(JSON.stringify({ resourceType: 'Bundle', type, entry: [entry, entry] }));
+        expectOutcome(res, 400, /already the fullUrl of Bundle.entry\[0\]/);
+        expect(res.body.issue[0].expression).toEqual(['Bundle.entry[1].fullUrl']);
+      }
+      expect((await request(h.app).get('/fhir/Patient?_summary=count')).body.total).toBe(before);
+    });
+
     test('the server keeps serving after bad requests', async () => {
       for (let i = 0; i < 5; i++) await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{oops');
       expect((await request(h.app).get('/fhir/metadata')).status).toBe(200);
