@@ -24,15 +24,31 @@ export function parseClientJson(text: string, what = 'The body', expression?: st
   } catch (e) {
     throw new FhirError(400, 'structure', `${what} is not valid JSON: ${(e as Error).message}`, expression);
   }
-  // depth first, without recursion
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length) {
-    const [v, depth] = stack.pop()!;
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth > MAX_JSON_DEPTH) throw new FhirError(400, 'too-costly', `${what} nests JSON more than ${MAX_JSON_DEPTH} levels deep`, expression);
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
-  }
+  if (nestingOf(text) > MAX_JSON_DEPTH) throw new FhirError(400, 'too-costly', `${what} nests JSON more than ${MAX_JSON_DEPTH} levels deep`, expression);
   return value;
+}
+
+/** The deepest nesting of objects and arrays in valid JSON text (a scan of its characters outside strings). */
+function nestingOf(text: string): number {
+  // no deeper than the number of brackets it opens: most bodies need no scan
+  const opening = /[[{]/g;
+  let opened = 0;
+  while (opening.exec(text) !== null && ++opened <= MAX_JSON_DEPTH);
+  if (opened <= MAX_JSON_DEPTH) return opened;
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > deepest) deepest = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
 }
 
 export function checkType(svc: Services, type: string): void {
