@@ -59,6 +59,9 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   }
   if (a === 'metadata' && b === undefined) {
     allow(req, ['GET', 'HEAD'], 'metadata');
+    const mode = req.query.find(([k]) => k === 'mode')?.[1];
+    if (mode === 'terminology') throw new FhirError(501, 'not-supported', 'metadata?mode=terminology: this server does not publish a TerminologyCapabilities resource');
+    if (mode !== undefined && mode !== 'full' && mode !== 'normative') throw new FhirError(400, 'invalid', `metadata: mode is full, normative or terminology, got "${mode}"`);
     return { status: 200, headers: {}, body: capabilityStatement(svc, req.baseUrl) };
   }
   if (a === '_history' && b === undefined) {

@@ -91,6 +91,12 @@ eachEngine(
       expect((await request(h.app).get('/fhir/Patient?_summary=count')).body.total).toBe(before);
     });
 
+    test('metadata?mode=terminology is not built: 501, not a CapabilityStatement in its place', async () => {
+      expectOutcome(await request(h.app).get('/fhir/metadata?mode=terminology'), 501, /TerminologyCapabilities/);
+      expectOutcome(await request(h.app).get('/fhir/metadata?mode=other'), 400, /mode is full, normative or terminology/);
+      expect((await request(h.app).get('/fhir/metadata?mode=full')).body.resourceType).toBe('CapabilityStatement');
+    });
+
     test('the server keeps serving after bad requests', async () => {
       for (let i = 0; i < 5; i++) await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{oops');
       expect((await request(h.app).get('/fhir/metadata')).status).toBe(200);
