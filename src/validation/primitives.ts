@@ -36,6 +36,8 @@ export const PRIMITIVES = new Set([
 ]);
 
 /** A message when `v` is not a valid value of the primitive type, else undefined. */
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
+
 export function checkPrimitive(type: string, v: unknown): string | undefined {
   switch (type) {
     case 'boolean':
@@ -58,6 +60,8 @@ export function checkPrimitive(type: string, v: unknown): string | undefined {
       return typeof v === 'number' && Number.isFinite(v) ? undefined : `${JSON.stringify(v)} is not a decimal number`;
   }
   if (typeof v !== 'string') return `${JSON.stringify(v)} is not a ${type} (a JSON string is expected)`;
+  // FHIR strings hold no character below U+0020 but tab, line feed and carriage return
+  if (CONTROL.test(v)) return `the value holds the control character U+${v.charCodeAt(v.search(CONTROL)).toString(16).padStart(4, '0').toUpperCase()} (only tab, line feed and carriage return are allowed below U+0020)`;
   switch (type) {
     case 'string':
     case 'markdown':

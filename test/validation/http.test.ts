@@ -40,6 +40,13 @@ eachEngine(
       for (const i of res.body.issue) expect(i.diagnostics).toBeTruthy();
     });
 
+    it('a string holding a control character (other than tab, line feed, carriage return) is refused where it is', async () => {
+      const res = await post('/fhir/Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Dur\u0000and', given: ['Jean\tPaul\nMarie'] }] });
+      expect(res.status).toBe(422);
+      expect(res.body.issue).toEqual([expect.objectContaining({ severity: 'error', expression: ['Practitioner.name[0].family'], diagnostics: expect.stringContaining('control character U+0000') })]);
+      expect((await post('/fhir/Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Durand', given: ['Jean\tPaul\r\nMarie'] }] })).status).toBe(201);
+    });
+
     it('the required profile applies without meta.profile: an INS identifier makes FR Core Patient INS apply', async () => {
       const r = insPatient();
       delete r.meta;
