@@ -28,7 +28,10 @@ export function parseClientJson(text: string, what = 'The body', expression?: st
   return value;
 }
 
-/** The deepest nesting of objects and arrays in valid JSON text (a scan of its characters outside strings). */
+/**
+ * How deeply valid JSON text nests objects and arrays: the number of brackets it opens when that is
+ * at most MAX_JSON_DEPTH (a bound on the depth), else the depth found by a scan outside strings.
+ */
 function nestingOf(text: string): number {
   // no deeper than the number of brackets it opens: most bodies need no scan
   const opening = /[[{]/g;
