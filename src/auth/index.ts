@@ -39,6 +39,7 @@ interface Launch {
 const OTP_TTL_MS = 15 * 60 * 1000;
 const OTP_MAX_ATTEMPTS = 5;
 const LAUNCH_TTL_S = 300;
+const LAUNCH_SCOPE_WITHOUT_LAUNCH = 'The launch scope goes with the launch parameter of an EHR launch (a standalone launch asks for launch/patient)';
 /** What the app is told when the sign-in ends without a code, by the reason the page gave. */
 const ABORT_REASONS: Record<string, string> = {
   cancelled: 'The user cancelled the sign-in',
@@ -157,7 +158,16 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
         if (value === undefined) throw new errors.InvalidRequest('aud is required: the FHIR base URL of this server');
         if (value.replace(/\/+$/, '') !== fhirBase) throw new errors.InvalidRequest(`aud must be this server's FHIR base URL, ${fhirBase}`);
       },
-      launch: null,
+      // an EHR launch is checked before anyone signs in (again at consent, where it is used)
+      async launch(ctx: KoaContext, value: string | undefined) {
+        if (ctx.oidc.route !== 'authorization') return;
+        if (value === undefined) {
+          if (String((ctx.oidc.params as Record<string, unknown>).scope ?? '').split(' ').includes('launch')) throw new errors.InvalidScope(LAUNCH_SCOPE_WITHOUT_LAUNCH, 'launch');
+          return;
+        }
+        const launch = await store.getState<Launch>(`smart:launch:${value}`);
+        if (!launch) throw new errors.InvalidRequest('The launch is unknown or has expired');
+      },
     } as never,
     features: {
       devInteractions: { enabled: false },
@@ -485,7 +495,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       const launchId = (d.params as Record<string, unknown>).launch;
       // the `launch` scope asks for the context of an EHR launch: without a launch there is none to give
       if (typeof launchId !== 'string' && String(d.params.scope ?? '').split(' ').includes('launch')) {
-        return provider.interactionFinished(req, res, native({ error: 'invalid_scope', error_description: 'The launch scope goes with the launch parameter of an EHR launch (a standalone launch asks for launch/patient)' }), { mergeWithLastSubmission: false });
+        return provider.interactionFinished(req, res, native({ error: 'invalid_scope', error_description: LAUNCH_SCOPE_WITHOUT_LAUNCH }), { mergeWithLastSubmission: false });
       }
       if (typeof launchId === 'string') {
         const launch = await store.getState<Launch | null>(`smart:launch:${launchId}`);

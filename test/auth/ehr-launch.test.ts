@@ -163,13 +163,15 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
   });
 
   test('a launch that is unknown, or issued for someone else, gives no token', async () => {
+    // the launch scope without a launch, or an unknown launch: refused at once, before anyone signs in
+    const anyone = new Browser(app, [upstream.issuer]);
+    const bare = await anyone.go(authorizeUrl('app-ehr', APP_REDIRECT, 'launch openid fhirUser patient/*.rs', pkce().challenge));
+    expect(bare?.origin + bare!.pathname).toBe(APP_REDIRECT);
+    expect([bare!.searchParams.get('error'), bare!.searchParams.get('state'), bare!.searchParams.get('code')]).toEqual(['invalid_scope', 'st4te', null]);
+    const unknownAtOnce = await anyone.go(authorizeUrl('app-ehr', APP_REDIRECT, 'launch openid fhirUser patient/*.rs', pkce().challenge, { launch: 'inconnu' }));
+    expect([unknownAtOnce!.searchParams.get('error'), unknownAtOnce!.searchParams.get('error_description')]).toEqual(['invalid_request', 'The launch is unknown or has expired']);
     const martin = await signInToSoftware('cps-martin');
-    // the launch scope without a launch: no context to give
-    const bare = await martin.browser.go(authorizeUrl('app-ehr', APP_REDIRECT, 'launch openid fhirUser patient/*.rs', pkce().challenge));
-    const refused = bare ?? (await martin.browser.submit({ decision: 'allow', scope: consentScopes(martin.browser.page!.text) }));
-    expect(refused!.searchParams.get('error')).toBe('invalid_scope');
-    expect(refused!.searchParams.get('code')).toBeNull();
-    // unknown launch id
+    // the same for a signed-in professional
     const unknown = await launchApp(martin.browser, 'inconnu', pkce().challenge);
     expect(unknown!.searchParams.get('error')).toBe('invalid_request');
     expect(unknown!.searchParams.get('code')).toBeNull();
