@@ -10,6 +10,7 @@ import { describeScope, grantable, parseScope } from '../policy/scopes';
 import { tokenSystemCodeKey } from '../search/values';
 import type { ResourceStore } from '../store/types';
 import { adapterFor } from './adapter';
+import { Attempts } from './attempts';
 import { loadEsm, native } from './esm';
 import { loadSecrets, publicJwk, type Secrets } from './keys';
 import { FileMessageSender, type MessageSender } from './messages';
@@ -346,6 +347,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     return a.length === b.length && timingSafeEqual(a, b);
   };
   const otpKey = (uid: string) => `auth:otp:${uid}`;
+  const otpTries = new Attempts(store, 'auth:otp-try:', OTP_MAX_ATTEMPTS, OTP_TTL_MS);
   const otpHash = (uid: string, code: string) => createHash('sha256').update(`${secrets.cookieKeys[0]}:${uid}:${code}`).digest('base64url');
   const mask = (to: string) => (to.includes('@') ? to.replace(/^(.).*(@.*)$/, '$1•••$2') : to.replace(/.(?=.{2})/g, '•'));
   const html = (res: Response, status: number, body: string) => {
@@ -413,7 +415,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       }
       const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
       const expiresAt = Date.now() + OTP_TTL_MS;
-      await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt, attempts: 0 }, { expiresAt });
+      await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt }, { expiresAt });
       await sender.send({ channel: account.channel, to: account.to, subject: 'Votre code de connexion à votre espace santé', text: `Votre code de connexion : ${code}. Il est valable 15 minutes et ne sert qu'une fois. Ne le communiquez à personne.` });
       return html(res, 200, otpHtml(d.uid, name, account));
     } catch (e) {
@@ -425,27 +427,27 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     try {
       const d = await details(req, res);
       if (d.prompt.name !== 'login' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.'));
-      const pending = await store.getState<{ login: string; hash: string; expiresAt: number; attempts: number } | null>(otpKey(d.uid));
+      const pending = await store.getState<{ login: string; hash: string; expiresAt: number }>(otpKey(d.uid));
       const name = await clientName(String(d.params.client_id));
       const restart = (error: string) => html(res, 401, loginHtml(d.uid, name, { error }));
       if (!pending || pending.expiresAt <= Date.now()) {
         await store.setState(otpKey(d.uid), null);
         return restart('Le code a expiré. Connectez-vous à nouveau pour recevoir un nouveau code.');
       }
+      // the tries at this code (by its digest: a new code gets its own), counted even when sent in parallel
+      const { tries, allowed } = await otpTries.take(pending.hash);
       const code = String(req.body.code ?? '').trim();
-      const a = Buffer.from(otpHash(d.uid, code));
-      const b = Buffer.from(pending.hash);
-      if (!/^\d{6}$/.test(code) || !timingSafeEqual(a, b)) {
-        const attempts = pending.attempts + 1;
-        if (attempts >= OTP_MAX_ATTEMPTS) {
+      const right = allowed && /^\d{6}$/.test(code) && timingSafeEqual(Buffer.from(otpHash(d.uid, code)), Buffer.from(pending.hash));
+      if (!right) {
+        if (tries >= OTP_MAX_ATTEMPTS) {
           await store.setState(otpKey(d.uid), null);
           return restart('Trop de codes incorrects. Connectez-vous à nouveau pour recevoir un nouveau code.');
         }
-        await store.setState(otpKey(d.uid), { ...pending, attempts }, { expiresAt: pending.expiresAt });
         const account = await accounts.get(pending.login);
-        return html(res, 401, otpHtml(d.uid, name, account, `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - attempts} essai(s).`));
+        return html(res, 401, otpHtml(d.uid, name, account, `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - tries} essai(s).`));
       }
       await store.setState(otpKey(d.uid), null); // usable once
+      await otpTries.clear(pending.hash);
       await provider.interactionFinished(req, res, native({ login: { accountId: `patient:${pending.login}` } }), { mergeWithLastSubmission: false });
     } catch (e) {
       next(e);

@@ -3,6 +3,7 @@ import { hash, verify } from '@node-rs/argon2';
 import type { JWK } from 'jose';
 import type { ResourceStore } from '../store/types';
 import { parseScope, NON_RESOURCE_SCOPES } from '../policy/scopes';
+import { Attempts } from './attempts';
 
 /**
  * The client registry (the catalogue of apps and systems) and the patients' local accounts, kept
@@ -143,18 +144,20 @@ export interface PatientAccount {
   /** where one-time codes go */
   channel: 'email' | 'sms';
   to: string;
-  failedLogins: number;
-  lockedUntil?: number;
   createdAt: string;
 }
 
 const ACCOUNT = (login: string) => `auth:account:${login.toLowerCase()}`;
-/** after this many wrong passwords in a row, the account is locked for LOCK_MS */
+/** after this many wrong passwords within LOCK_MS, the account is locked until the oldest is LOCK_MS old */
 export const MAX_FAILED_LOGINS = 5;
 const LOCK_MS = 15 * 60 * 1000;
 
 export class AccountRegistry {
-  constructor(private readonly store: ResourceStore) {}
+  private readonly logins: Attempts;
+
+  constructor(private readonly store: ResourceStore) {
+    this.logins = new Attempts(store, 'auth:login-try:', MAX_FAILED_LOGINS, LOCK_MS);
+  }
 
   async get(login: string): Promise<PatientAccount | undefined> {
     return (await this.store.getState<PatientAccount | null>(ACCOUNT(login))) ?? undefined;
@@ -171,28 +174,27 @@ export class AccountRegistry {
       patientId: input.patientId,
       channel: input.channel,
       to: input.to,
-      failedLogins: 0,
       createdAt: new Date().toISOString(),
     };
     await this.store.setState(ACCOUNT(input.login), account);
     return account;
   }
 
-  /** The account when the password is right; undefined otherwise (unknown login, wrong password, locked). */
+  /**
+   * The account when the password is right; undefined otherwise (unknown login, wrong password,
+   * locked). Every try counts, an unknown login's too (a lock says nothing of whether the login
+   * exists); a right password clears the tries.
+   */
   async authenticate(login: string, password: string): Promise<{ account?: PatientAccount; locked?: boolean }> {
+    const subject = login.toLowerCase();
+    const { tries, allowed } = await this.logins.take(subject);
+    if (!allowed) return { locked: true };
     const account = await this.get(login);
-    if (!account) {
-      await hash(password); // the same time as a real check
-      return {};
-    }
-    if (account.lockedUntil && account.lockedUntil > Date.now()) return { locked: true };
-    if (await verify(account.passwordHash, password)) {
-      if (account.failedLogins) await this.store.setState(ACCOUNT(login), { ...account, failedLogins: 0, lockedUntil: undefined });
+    const right = account ? await verify(account.passwordHash, password) : (await hash(password), false); // the same time either way
+    if (right) {
+      await this.logins.clear(subject);
       return { account };
     }
-    const failedLogins = account.failedLogins + 1;
-    const lockedUntil = failedLogins >= MAX_FAILED_LOGINS ? Date.now() + LOCK_MS : undefined;
-    await this.store.setState(ACCOUNT(login), { ...account, failedLogins: lockedUntil ? 0 : failedLogins, lockedUntil });
-    return { locked: lockedUntil !== undefined };
+    return { locked: tries >= MAX_FAILED_LOGINS };
   }
 }

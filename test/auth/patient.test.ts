@@ -5,7 +5,7 @@ import { decodeJwt } from 'jose';
 import { eachEngine, FHIR_JSON, ids, anonymous } from '../helpers/http';
 import { HOST } from '../helpers/auth';
 import { hasTransactions } from '../helpers/engines';
-import { authorizeThroughForms, exchangeCode, FHIR_BASE, pkce } from '../helpers/smart';
+import { authorizeThroughForms, exchangeCode, FHIR_BASE, lastCode, pkce } from '../helpers/smart';
 
 /** A catalogue app acting for a patient: standalone launch through the real pages, then patient/ scopes confine every interaction. */
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-patient-'));
@@ -228,6 +228,36 @@ eachEngine(
       for (let i = 0; i < 4; i++) expect((await agent.post(`/auth/interaction/${uid}/otp`).set('Host', HOST).type('form').send({ csrf, code: '000000' })).text).toContain('Code incorrect');
       const locked = await agent.post(`/auth/interaction/${uid}/otp`).set('Host', HOST).type('form').send({ csrf, code: '000000' });
       expect(locked.text).toContain('Trop de codes incorrects');
+    });
+
+    test('tries sent in parallel are limited too: 20 wrong codes at once void the code, 20 wrong passwords at once lock the account', async () => {
+      const supertest = (await import('supertest')).default;
+      await h.services.auth!.accounts.add({ login: 'paul', password: PASSWORD, patientId: B, channel: 'email', to: 'paul@example.fr' });
+      const start = async () => {
+        const agent = supertest.agent(h.app);
+        const q = new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: REDIRECT, scope: 'openid patient/*.rs', state: 's', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+        const first = await agent.get(`/auth/authorize?${q}`).set('Host', HOST);
+        const page = await agent.get(new URL(first.headers.location, `http://${HOST}`).pathname).set('Host', HOST);
+        return { agent, csrf: /name="csrf" value="([^"]+)"/.exec(page.text)![1], uid: /\/interaction\/([^/"]+)\/login/.exec(page.text)![1] };
+      };
+      // one-time codes: 20 wrong ones at once, then the right one
+      const s1 = await start();
+      expect((await s1.agent.post(`/auth/interaction/${s1.uid}/login`).set('Host', HOST).type('form').send({ csrf: s1.csrf, login: 'paul', password: PASSWORD })).status).toBe(200);
+      const code = lastCode(dataDir, 'paul@example.fr');
+      const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+      const burst = await Promise.all(Array.from({ length: 20 }, () => s1.agent.post(`/auth/interaction/${s1.uid}/otp`).set('Host', HOST).type('form').send({ csrf: s1.csrf, code: wrong })));
+      expect(burst.every((r) => r.status === 401)).toBe(true);
+      expect(burst.filter((r) => r.text.includes('Code incorrect')).length).toBeLessThanOrEqual(4);
+      const late = await s1.agent.post(`/auth/interaction/${s1.uid}/otp`).set('Host', HOST).type('form').send({ csrf: s1.csrf, code });
+      expect(late.status).toBe(401);
+      expect(late.text).toContain('Connectez-vous');
+      // passwords: 20 wrong ones at once lock the account; the right one is then refused too
+      const s2 = await start();
+      const guesses = await Promise.all(Array.from({ length: 20 }, (_, i) => s2.agent.post(`/auth/interaction/${s2.uid}/login`).set('Host', HOST).type('form').send({ csrf: s2.csrf, login: 'paul', password: `Mauvais${i}!x` })));
+      expect(guesses.every((r) => r.status === 401)).toBe(true);
+      const right = await s2.agent.post(`/auth/interaction/${s2.uid}/login`).set('Host', HOST).type('form').send({ csrf: s2.csrf, login: 'paul', password: PASSWORD });
+      expect(right.status).toBe(401);
+      expect(right.text).toContain('votre compte est bloqué');
     });
 
     test('cancelling on the login or one-time code page sends the patient back to the app with access_denied', async () => {
