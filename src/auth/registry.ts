@@ -148,7 +148,7 @@ export interface PatientAccount {
 }
 
 const ACCOUNT = (login: string) => `auth:account:${login.toLowerCase()}`;
-/** after this many wrong passwords within LOCK_MS, the account is locked until the oldest is LOCK_MS old */
+/** after this many wrong passwords, the account is locked while this many tries or more (refused ones too) are less than LOCK_MS old */
 export const MAX_FAILED_LOGINS = 5;
 const LOCK_MS = 15 * 60 * 1000;
 
