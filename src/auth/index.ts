@@ -123,7 +123,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   };
 
   const provider: Provider = new ProviderClass(issuer, native<Record<string, unknown>>({
-    adapter: ((Adapter) => (name: string) => new Adapter(name))(adapterFor(store, clients)) as never,
+    adapter: ((Adapter) => (name: string) => new Adapter(name))(adapterFor(store, clients, errors.InvalidGrant)) as never,
     clients: [],
     // JWKS URLs of clients: fetched with oidc-provider's SSRF protection (its dispatcher), except
     // for the hosts the operator trusts with a private address

@@ -154,6 +154,25 @@ eachEngine(
       expect((await as(u.access_token).get('/fhir/Condition')).status).toBe(403);
     });
 
+    test('a code or a refresh token sent several times at once is used once at most, and the reuse revokes the grant', async () => {
+      const { verifier, challenge } = pkce();
+      const back = await flow('openid launch/patient offline_access patient/*.rs', { challenge });
+      const code = back.searchParams.get('code')!;
+      const exchanges = await Promise.all(Array.from({ length: 8 }, () => exchangeCode(h.app, { code, clientId: 'glycemie', redirectUri: REDIRECT, verifier })));
+      const won = exchanges.filter((r) => r.status === 200);
+      expect(won.length).toBeLessThanOrEqual(1);
+      expect(exchanges.filter((r) => r.status !== 200).every((r) => r.status === 400 && r.body.error === 'invalid_grant')).toBe(true);
+      // the reuse was seen: whatever the winner got no longer works
+      for (const w of won) expect((await as(w.body.access_token).get(`/fhir/Patient/${A}`)).status).toBe(401);
+
+      const t = await tokenFor('openid launch/patient offline_access patient/*.rs');
+      const refreshes = await Promise.all(Array.from({ length: 8 }, () => anonymous(h.app).post('/auth/token').set('Host', HOST).type('form').send({ grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: 'glycemie' })));
+      const renewed = refreshes.filter((r) => r.status === 200);
+      expect(renewed.length).toBeLessThanOrEqual(1);
+      for (const r of renewed) expect((await as(r.body.access_token).get(`/fhir/Patient/${A}`)).status).toBe(401);
+      expect((await as(t.access_token).get(`/fhir/Patient/${A}`)).status).toBe(401);
+    });
+
     test('code reuse: the second use fails and revokes the tokens of the first', async () => {
       const { verifier, challenge } = pkce();
       const back = await flow('openid launch/patient offline_access patient/*.rs', { challenge });
