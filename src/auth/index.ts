@@ -348,6 +348,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   };
   const otpKey = (uid: string) => `auth:otp:${uid}`;
   const otpTries = new Attempts(store, 'auth:otp-try:', OTP_MAX_ATTEMPTS, OTP_TTL_MS);
+  const launchUses = new Attempts(store, 'smart:launch-use:', 1, LAUNCH_TTL_S * 1000);
   const otpHash = (uid: string, code: string) => createHash('sha256').update(`${secrets.cookieKeys[0]}:${uid}:${code}`).digest('base64url');
   const mask = (to: string) => (to.includes('@') ? to.replace(/^(.).*(@.*)$/, '$1•••$2') : to.replace(/.(?=.{2})/g, '•'));
   const html = (res: Response, status: number, body: string) => {
@@ -501,12 +502,14 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       }
       if (typeof launchId === 'string') {
         const launch = await store.getState<Launch | null>(`smart:launch:${launchId}`);
-        if (!launch || launch.expiresAt < Date.now()) return provider.interactionFinished(req, res, native({ error: 'invalid_request', error_description: 'The launch is unknown or has expired' }), { mergeWithLastSubmission: false });
+        const unknownLaunch = () => provider.interactionFinished(req, res, native({ error: 'invalid_request', error_description: 'The launch is unknown or has expired' }), { mergeWithLastSubmission: false });
+        if (!launch || launch.expiresAt < Date.now()) return unknownLaunch();
         // a launch issued from a professional's session is theirs; a patient's own context is never replaced
         const notTheirs = (launch.user && launch.user !== context.fhirUser) || (context.patient !== undefined && context.patient !== launch.patient);
         if (notTheirs) return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'This launch was not issued for the signed-in user' }), { mergeWithLastSubmission: false });
+        // a launch serves once, also when two sign-ins use it at the same time
+        if (!(await launchUses.take(launchId, launch.expiresAt)).allowed) return unknownLaunch();
         context.patient = launch.patient;
-        // a launch serves once
         await store.setState(`smart:launch:${launchId}`, null);
       }
       // the context lives and goes with its grant (revoked with it)

@@ -144,6 +144,21 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
     expect((await get(t, `/fhir/Observation/${obsA}`)).status).toBe(200);
   });
 
+  test('a launch used by two sign-ins at the same time serves one of them only', async () => {
+    const first = await signInToSoftware('cps-martin');
+    const second = await signInToSoftware('cps-martin');
+    const launch = (await issueLaunch(first.token, { patient: A })).body.launch as string;
+    // both browsers reach the consent page of the same launch, then both consent at once
+    for (const b of [first.browser, second.browser]) {
+      expect(await b.go(authorizeUrl('app-ehr', APP_REDIRECT, 'launch openid fhirUser patient/*.rs', pkce().challenge, { launch }))).toBeUndefined();
+      expect(b.page!.text).toContain('Autoriser Courbes de croissance');
+    }
+    const outs = await Promise.all([first.browser, second.browser].map((b) => b.submit({ decision: 'allow', scope: consentScopes(b.page!.text) })));
+    const codes = outs.filter((u) => u?.searchParams.get('code'));
+    expect(codes.length).toBeLessThanOrEqual(1);
+    expect(outs.filter((u) => u?.searchParams.get('error') === 'invalid_request').length).toBeGreaterThanOrEqual(1);
+  });
+
   test('issuing a launch: a token is needed, with user/ or system/ scopes, for a Patient that exists', async () => {
     const { token } = await signInToSoftware('cps-martin');
     const none = await issueLaunch(undefined, { patient: A });
