@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4';
 import * as jsonpatch from 'fast-json-patch';
 import { badRequest, FhirError, informational, notFound, operationOutcome, preconditionFailed, type Issue } from '../outcome';
@@ -78,13 +78,47 @@ export function parseQueryString(q: string): [string, string][] {
   return [...new URLSearchParams(s).entries()];
 }
 
+/** How long a claim on conditional criteria may be held (a server that stops while holding one). */
+const CLAIM_MS = 30_000;
+/** How long a conditional interaction waits for another one with the same criteria. */
+const CLAIM_WAIT_MS = 5_000;
+
+/**
+ * Runs a conditional interaction's "match, then write" with no other one of the same type and
+ * criteria in between, on this server or another sharing the store: two conditional creates of the
+ * same Patient sent at once would otherwise both find none and both create it. The other one waits.
+ */
+async function exclusively<T>(svc: Services, type: string, criteria: [string, string][], fn: () => Promise<T>): Promise<T> {
+  // not for a transaction's entries: SQLite's transaction already keeps every other writer out (and
+  // a claim, outside it, would wait for it); on MongoDB two transactions can still race here
+  if (svc.store.inTransaction) return fn();
+  const canonical = [...criteria].sort(([a, x], [b, y]) => a.localeCompare(b) || x.localeCompare(y)).map(([k, v]) => `${k}=${v}`).join('&');
+  const key = `conditional:${type}:${createHash('sha256').update(canonical).digest('base64url')}`;
+  const deadline = Date.now() + CLAIM_WAIT_MS;
+  for (let pause = 2; !(await svc.store.claimState(key, 1, { expiresAt: Date.now() + CLAIM_MS })); pause = Math.min(pause * 2, 50)) {
+    if (Date.now() > deadline) throw new FhirError(409, 'conflict', `Another conditional write of ${type} with the same criteria is still running; try again`);
+    await new Promise((r) => setTimeout(r, pause));
+  }
+  try {
+    return await fn();
+  } finally {
+    await svc.store.setState(key, null);
+  }
+}
+
 export async function create(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
   const body = resourceBody(svc, req.body, type);
-  if (req.ifNoneExist !== undefined) {
-    const matches = await conditionalMatches(svc, req, type, parseQueryString(req.ifNoneExist));
+  if (req.ifNoneExist === undefined) return createNew(svc, req, type, body);
+  const criteria = parseQueryString(req.ifNoneExist);
+  return exclusively(svc, type, criteria, async () => {
+    const matches = await conditionalMatches(svc, req, type, criteria);
     if (matches.length > 1) throw preconditionFailed(`If-None-Exist: several ${type} resources match the criteria`);
     if (matches.length === 1) return writeResponse(svc, req, 200, matches[0], `${type}/${matches[0].id} already exists; nothing was created`);
-  }
+    return createNew(svc, req, type, body);
+  });
+}
+
+async function createNew(svc: Services, req: FhirRequest, type: string, body: Resource): Promise<FhirResponse> {
   const id = req.assignedId ?? randomUUID();
   const warnings: Issue[] = [];
   const result = await svc.store.write(type, id, (current, next) => {
@@ -132,6 +166,10 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
 }
 
 export async function conditionalUpdate(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
+  return exclusively(svc, type, req.query, () => conditionalUpdateNow(svc, req, type));
+}
+
+async function conditionalUpdateNow(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
   const body = resourceBody(svc, req.body, type);
   const matches = await conditionalMatches(svc, req, type, req.query);
   if (matches.length > 1) throw preconditionFailed(`Several ${type} resources match the criteria of the conditional update`);
@@ -145,7 +183,7 @@ export async function conditionalUpdate(svc: Services, req: FhirRequest, type: s
     if (existing && !existing.deleted) throw new FhirError(409, 'conflict', `${type}/${body.id} exists but does not match the criteria of the conditional update`);
     return update(svc, req, type, body.id);
   }
-  return create(svc, { ...req, ifNoneExist: undefined }, type);
+  return createNew(svc, req, type, body);
 }
 
 function pointerToFhirPath(type: string, pointer: string): string {

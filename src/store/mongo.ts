@@ -38,6 +38,12 @@ interface StateDoc {
   g?: string;
 }
 const live = (d: StateDoc) => d.e === undefined || d.e > Date.now();
+const stateDoc = (key: string, value: unknown, options: StateOptions): StateDoc => ({
+  _id: key,
+  value: JSON.stringify(value),
+  ...(options.expiresAt !== undefined ? { e: options.expiresAt } : {}),
+  ...(options.group !== undefined ? { g: options.group } : {}),
+});
 
 interface HistoryDoc {
   /** `Type/id/version` */
@@ -544,10 +550,20 @@ export class MongoStore implements ResourceStore {
       await this.state.deleteOne({ _id: key });
       return;
     }
-    const doc: Omit<StateDoc, '_id'> = { value: JSON.stringify(value) };
-    if (options.expiresAt !== undefined) doc.e = options.expiresAt;
-    if (options.group !== undefined) doc.g = options.group;
-    await this.state.replaceOne({ _id: key }, doc, { upsert: true });
+    const { _id, ...doc } = stateDoc(key, value, options);
+    await this.state.replaceOne({ _id }, doc, { upsert: true });
+  }
+
+  async claimState(key: string, value: unknown, options: StateOptions = {}): Promise<boolean> {
+    // an expired value is no claim: remove it, then insert; the unique _id lets one insert win
+    await this.state.deleteOne({ _id: key, e: { $lte: Date.now() } });
+    try {
+      await this.state.insertOne(stateDoc(key, value, options));
+      return true;
+    } catch (e) {
+      if (isDuplicateKey(e)) return false;
+      throw e;
+    }
   }
 
   async listState<T>(prefix: string): Promise<{ key: string; value: T }[]> {

@@ -559,6 +559,15 @@ export class SqliteStore implements ResourceStore {
     );
   }
 
+  async claimState(key: string, value: unknown, options: StateOptions = {}): Promise<boolean> {
+    await this.ready();
+    const now = Date.now();
+    return this.db.transaction(() => {
+      this.sql('DELETE FROM server_state WHERE key = ? AND expires_at <= ?').run(key, now);
+      return this.sql('INSERT OR IGNORE INTO server_state (key, value, expires_at, grp) VALUES (?, ?, ?, ?)').run(key, JSON.stringify(value), options.expiresAt ?? null, options.group ?? null).changes === 1;
+    })();
+  }
+
   async listState<T>(prefix: string): Promise<{ key: string; value: T }[]> {
     await this.ready();
     const rows = this.sql('SELECT key, value FROM server_state WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key').all(prefix, prefixEnd(prefix), Date.now()) as { key: string; value: string }[];

@@ -60,6 +60,8 @@ export interface ResourceStore {
   readonly location: string;
   /** whether transaction() is all-or-nothing on this deployment */
   readonly supportsTransactions: boolean;
+  /** true on the view a transaction works through (its writes already exclude the others') */
+  readonly inTransaction?: boolean;
 
   init(): Promise<void>;
   close(): Promise<void>;
@@ -86,6 +88,8 @@ export interface ResourceStore {
    */
   getState<T>(key: string): Promise<T | undefined>;
   setState(key: string, value: unknown, options?: StateOptions): Promise<void>;
+  /** Sets the value only if the key holds no live value (atomically, also between servers sharing the store); true when it did. */
+  claimState(key: string, value: unknown, options?: StateOptions): Promise<boolean>;
   /** The live values whose key starts with `prefix`, in key order. */
   listState<T>(prefix: string): Promise<{ key: string; value: T }[]>;
   /** Deletes every value of the group; returns how many there were. */
@@ -111,7 +115,7 @@ export function prefixEnd(prefix: string): string {
 }
 
 /** Server-owned state is never part of a transaction: a transaction's view passes it through. */
-type StateOperation = 'getState' | 'setState' | 'listState' | 'deleteStateGroup' | 'purgeExpiredState';
+type StateOperation = 'getState' | 'setState' | 'claimState' | 'listState' | 'deleteStateGroup' | 'purgeExpiredState';
 
 /** The store a transaction works through: the engine's own operations bound to the transaction. */
 export function transactionView(
@@ -121,11 +125,12 @@ export function transactionView(
   const state: Pick<ResourceStore, StateOperation> = {
     getState: (k) => store.getState(k),
     setState: (k, v, o) => store.setState(k, v, o),
+    claimState: (k, v, o) => store.claimState(k, v, o),
     listState: (p) => store.listState(p),
     deleteStateGroup: (g) => store.deleteStateGroup(g),
     purgeExpiredState: () => store.purgeExpiredState(),
   };
-  return { engine: store.engine, location: store.location, supportsTransactions: true, init: async () => undefined, close: async () => undefined, ...state, ...ops };
+  return { engine: store.engine, location: store.location, supportsTransactions: true, inTransaction: true, init: async () => undefined, close: async () => undefined, ...state, ...ops };
 }
 
 /** Where a contained resource's row is: its id is `ContainerType/containerId#cid` (real ids never hold `#` or `/`). */

@@ -1,4 +1,5 @@
 import { BASE, eachEngine, FHIR_JSON, INS, patient, request } from '../helpers/http';
+import { hasTransactions } from '../helpers/engines';
 
 eachEngine('REST interactions', (h) => {
   const post = (path: string, body: unknown) => request(h.app).post(path).set('Content-Type', FHIR_JSON).send(JSON.stringify(body));
@@ -196,6 +197,25 @@ eachEngine('REST interactions', (h) => {
     expect(empty.status).toBe(400);
     expect(empty.body.issue[0].diagnostics).toContain('needs search criteria that select resources');
     expect((await request(h.app).delete('/fhir/Patient?name=')).status).toBe(400);
+  });
+
+  test('conditional creates and updates sent at once with the same criteria store one resource', async () => {
+    const sys = 'urn:test:parallel';
+    const created = await Promise.all(Array.from({ length: 8 }, () => post('/fhir/Patient', patient('P', { identifier: [{ system: sys, value: 'C' }] })).set('If-None-Exist', `identifier=${sys}|C`)));
+    expect(created.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    expect(new Set(created.map((r) => r.body.id)).size).toBe(1);
+    const updated = await Promise.all(Array.from({ length: 8 }, () => put(`/fhir/Patient?identifier=${sys}|U`, patient('P', { identifier: [{ system: sys, value: 'U' }] }))));
+    expect(updated.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    for (const value of ['C', 'U']) expect((await request(h.app).get(`/fhir/Patient?identifier=${sys}|${value}`)).body.total).toBe(1);
+    // in a transaction too (its entries are written inside the store's transaction)
+    if (hasTransactions(h.services.store, h.engine.name, 'conditional entries in a transaction')) {
+      const tx = await request(h.app)
+        .post('/fhir')
+        .set('Content-Type', FHIR_JSON)
+        .send(JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'PUT', url: `Patient?identifier=${sys}|U` }, resource: patient('P2', { identifier: [{ system: sys, value: 'U' }] }) }, { request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${sys}|C` }, resource: patient('P', { identifier: [{ system: sys, value: 'C' }] }) }] }));
+      expect(tx.status).toBe(200);
+      expect(tx.body.entry.map((e: { response: { status: string } }) => e.response.status)).toEqual(['200 OK', '200 OK']);
+    }
   });
 
   test('conditional update: none creates, one updates, several is 412', async () => {

@@ -172,4 +172,16 @@ describe.each(engines())('ResourceStore [$name]', (engine) => {
     expect(await store.deleteStateGroup('grant-2')).toBe(0);
     expect(await store.getState('g:other')).toBe('o2');
   });
+
+  test('server state: a claim is taken once, by one of several claimants at the same time, and again once it has expired', async () => {
+    const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => store.claimState('c:one', i, { expiresAt: Date.now() + 60_000 })));
+    expect(claims.filter(Boolean)).toEqual([true]);
+    expect(await store.getState('c:one')).toBe(claims.indexOf(true));
+    expect(await store.claimState('c:one', 'again')).toBe(false);
+    await store.setState('c:one', null);
+    expect(await store.claimState('c:one', 'after release')).toBe(true);
+    await store.setState('c:two', 'stale', { expiresAt: Date.now() - 1 });
+    expect(await store.claimState('c:two', 'fresh')).toBe(true);
+    expect(await store.getState('c:two')).toBe('fresh');
+  });
 });
