@@ -45,9 +45,12 @@ export function writeResponse(svc: Services, req: FhirRequest, status: number, v
   return v.json ? { status, headers, raw: v.json } : { status, headers };
 }
 
+/** The search criteria of a conditional interaction's query (what shapes the answer is not one). */
+const criteriaOf = (query: [string, string][]) => query.filter(([k]) => k !== '_format' && k !== '_pretty');
+
 /** Runs a type-level query for a conditional interaction: criteria are required and always strict. */
 export async function conditionalMatches(svc: Services, req: FhirRequest, type: string, query: [string, string][]): Promise<StoredVersion[]> {
-  const criteria = query.filter(([k]) => !['_format', '_pretty'].includes(k));
+  const criteria = criteriaOf(query);
   if (criteria.length === 0) throw badRequest(`A conditional ${req.method} needs search criteria`);
   const { plan } = parseSearch(svc.registry, type, criteria, { strict: true, defaultCount: 2, maxCount: 2, baseUrl: req.baseUrl });
   // criteria that all drop out (empty values, result parameters) would match every resource
@@ -92,7 +95,7 @@ async function exclusively<T>(svc: Services, type: string, criteria: [string, st
   // not for a transaction's entries: SQLite's transaction already keeps every other writer out (and
   // a claim, outside it, would wait for it); on MongoDB two transactions can still race here
   if (svc.store.inTransaction) return fn();
-  const canonical = [...criteria].sort(([a, x], [b, y]) => a.localeCompare(b) || x.localeCompare(y)).map(([k, v]) => `${k}=${v}`).join('&');
+  const canonical = criteriaOf(criteria).sort(([a, x], [b, y]) => a.localeCompare(b) || x.localeCompare(y)).map(([k, v]) => `${k}=${v}`).join('&');
   const key = `conditional:${type}:${createHash('sha256').update(canonical).digest('base64url')}`;
   const deadline = Date.now() + CLAIM_WAIT_MS;
   for (let pause = 2; !(await svc.store.claimState(key, 1, { expiresAt: Date.now() + CLAIM_MS })); pause = Math.min(pause * 2, 50)) {
