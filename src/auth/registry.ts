@@ -68,7 +68,8 @@ export class ClientRegistry {
       createdAt: new Date().toISOString(),
       ...(secret ? { secretDigest: secretDigest(secret) } : {}),
     };
-    await this.store.setState(CLIENT(client.clientId), client);
+    // atomic: of two registrations of one id at the same time, one wins
+    if (!(await this.store.claimState(CLIENT(client.clientId), client))) throw new Error(`The client ${input.clientId} already exists`);
     return { ...client, ...(secret ? { secret } : {}) };
   }
 
@@ -176,7 +177,7 @@ export class AccountRegistry {
       to: input.to,
       createdAt: new Date().toISOString(),
     };
-    await this.store.setState(ACCOUNT(input.login), account);
+    if (!(await this.store.claimState(ACCOUNT(input.login), account))) throw new Error(`The account ${input.login} already exists`);
     return account;
   }
 

@@ -175,6 +175,12 @@ eachEngine('backend services and bearer tokens', (h) => {
       expect([broken.status, broken.body]).toEqual([400, { error: 'invalid_request', error_description: 'The request body does not parse' }]);
     }
     expect((await h.services.auth!.clients.list()).map((c) => c.clientId).filter((id) => /^x\d$/.test(id))).toEqual([]);
+    // one id registered several times at once: one registration wins, the others are told it exists
+    const racing = await Promise.allSettled(Array.from({ length: 6 }, () => h.services.auth!.clients.add({ clientId: 'course', name: 'Course', kind: 'backend', redirectUris: [], scope: 'system/Patient.rs', authMethod: 'client_secret_basic' })));
+    expect(racing.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(racing.filter((r) => r.status === 'rejected').every((r) => /already exists/.test(String((r as PromiseRejectedResult).reason)))).toBe(true);
+    const winner = (racing.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ secret?: string }>).value.secret!;
+    expect((await anonymous(h.app).post('/auth/token').set('Host', HOST).auth('course', winner).type('form').send({ grant_type: 'client_credentials', scope: 'system/Patient.rs' })).status).toBe(200);
     const shown = (await anonymous(h.app).get('/auth/admin/clients/outil-api').set('Authorization', `Bearer ${h.token}`)).body;
     expect(shown).toMatchObject({ clientId: 'outil-api', authMethod: 'client_secret_basic' });
     expect(Object.keys(shown).filter((k) => /secret/i.test(k))).toEqual([]);
