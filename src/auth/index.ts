@@ -403,122 +403,116 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     return consentPage({ action: `${interactionPath(d.uid)}/consent`, csrf: csrfFor(d.uid), clientName: name, who, scopes });
   }
 
-  router.post('/interaction/:uid/login', form, async (req, res, next) => {
-    try {
-      const d = await details(req, res);
-      if (d.prompt.name !== 'login' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.'));
-      const login = String(req.body.login ?? '').trim();
-      const { account, locked } = await accounts.authenticate(login, String(req.body.password ?? ''));
-      const name = await clientName(String(d.params.client_id));
-      if (!account) {
-        const error = locked ? 'Trop de tentatives : votre compte est bloqué pendant 15 minutes.' : 'Identifiant ou mot de passe incorrect.';
-        return html(res, 401, loginHtml(d.uid, name, { error, login }));
-      }
-      const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-      const expiresAt = Date.now() + OTP_TTL_MS;
-      await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt }, { expiresAt });
-      await sender.send({ channel: account.channel, to: account.to, subject: 'Votre code de connexion à votre espace santé', text: `Votre code de connexion : ${code}. Il est valable 15 minutes et ne sert qu'une fois. Ne le communiquez à personne.` });
-      return html(res, 200, otpHtml(d.uid, name, account));
-    } catch (e) {
-      next(e);
-    }
-  });
-
-  router.post('/interaction/:uid/otp', form, async (req, res, next) => {
-    try {
-      const d = await details(req, res);
-      if (d.prompt.name !== 'login' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.'));
-      const pending = await store.getState<{ login: string; hash: string; expiresAt: number }>(otpKey(d.uid));
-      const name = await clientName(String(d.params.client_id));
-      const restart = (error: string) => html(res, 401, loginHtml(d.uid, name, { error }));
-      if (!pending || pending.expiresAt <= Date.now()) {
-        await store.setState(otpKey(d.uid), null);
-        return restart('Le code a expiré. Connectez-vous à nouveau pour recevoir un nouveau code.');
-      }
-      // the tries at this code (by its digest: a new code gets its own), counted even when sent in parallel
-      const { tries, allowed } = await otpTries.take(pending.hash);
-      const code = String(req.body.code ?? '').trim();
-      const right = allowed && /^\d{6}$/.test(code) && timingSafeEqual(Buffer.from(otpHash(d.uid, code)), Buffer.from(pending.hash));
-      if (!right) {
-        if (tries >= OTP_MAX_ATTEMPTS) {
-          await store.setState(otpKey(d.uid), null);
-          return restart('Trop de codes incorrects. Connectez-vous à nouveau pour recevoir un nouveau code.');
+  /**
+   * A form of the interaction pages: the interaction, at the prompt the form belongs to (any for
+   * undefined), with the page's CSRF token; anything else is refused with a 403 page.
+   */
+  const interactionForm =
+    (prompt: 'login' | 'consent' | undefined, handle: (d: Awaited<ReturnType<typeof details>>, req: Request, res: Response) => Promise<unknown>) =>
+    async (req: Request, res: Response, next: NextFunction) => {
+      try {
+        const d = await details(req, res);
+        if ((prompt && d.prompt.name !== prompt) || !csrfOk(d.uid, req.body?.csrf)) {
+          return html(res, 403, errorPage('Requête refusée', `Le formulaire a expiré ou ne vient pas de cette page. Recommencez ${prompt === 'login' ? 'la connexion ' : ''}depuis l’application.`));
         }
-        const account = await accounts.get(pending.login);
-        return html(res, 401, otpHtml(d.uid, name, account, `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - tries} essai(s).`));
+        await handle(d, req, res);
+      } catch (e) {
+        next(e);
       }
-      await store.setState(otpKey(d.uid), null); // usable once
-      await otpTries.clear(pending.hash);
-      await provider.interactionFinished(req, res, native({ login: { accountId: `patient:${pending.login}` } }), { mergeWithLastSubmission: false });
-    } catch (e) {
-      next(e);
+    };
+
+  router.post('/interaction/:uid/login', form, interactionForm('login', async (d, req, res) => {
+    const login = String(req.body.login ?? '').trim();
+    const { account, locked } = await accounts.authenticate(login, String(req.body.password ?? ''));
+    const name = await clientName(String(d.params.client_id));
+    if (!account) {
+      const error = locked ? 'Trop de tentatives : votre compte est bloqué pendant 15 minutes.' : 'Identifiant ou mot de passe incorrect.';
+      return html(res, 401, loginHtml(d.uid, name, { error, login }));
     }
-  });
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    const expiresAt = Date.now() + OTP_TTL_MS;
+    await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt }, { expiresAt });
+    await sender.send({ channel: account.channel, to: account.to, subject: 'Votre code de connexion à votre espace santé', text: `Votre code de connexion : ${code}. Il est valable 15 minutes et ne sert qu'une fois. Ne le communiquez à personne.` });
+    return html(res, 200, otpHtml(d.uid, name, account));
+  }));
+
+  router.post('/interaction/:uid/otp', form, interactionForm('login', async (d, req, res) => {
+    const pending = await store.getState<{ login: string; hash: string; expiresAt: number }>(otpKey(d.uid));
+    const name = await clientName(String(d.params.client_id));
+    const restart = (error: string) => html(res, 401, loginHtml(d.uid, name, { error }));
+    if (!pending || pending.expiresAt <= Date.now()) {
+      await store.setState(otpKey(d.uid), null);
+      return restart('Le code a expiré. Connectez-vous à nouveau pour recevoir un nouveau code.');
+    }
+    // the tries at this code (by its digest: a new code gets its own), counted even when sent in parallel
+    const { tries, allowed } = await otpTries.take(pending.hash);
+    const code = String(req.body.code ?? '').trim();
+    const right = allowed && /^\d{6}$/.test(code) && timingSafeEqual(Buffer.from(otpHash(d.uid, code)), Buffer.from(pending.hash));
+    if (!right) {
+      if (tries >= OTP_MAX_ATTEMPTS) {
+        await store.setState(otpKey(d.uid), null);
+        return restart('Trop de codes incorrects. Connectez-vous à nouveau pour recevoir un nouveau code.');
+      }
+      const account = await accounts.get(pending.login);
+      return html(res, 401, otpHtml(d.uid, name, account, `Code incorrect. Il vous reste ${OTP_MAX_ATTEMPTS - tries} essai(s).`));
+    }
+    await store.setState(otpKey(d.uid), null); // usable once
+    await otpTries.clear(pending.hash);
+    await provider.interactionFinished(req, res, native({ login: { accountId: `patient:${pending.login}` } }), { mergeWithLastSubmission: false });
+  }));
 
   // whoever gives up (cancels a sign-in, is refused upstream or unknown here) goes back to the app,
   // which is told so (RFC 6749 §4.1.2.1: access_denied), so that it never waits for a code
-  router.post('/interaction/:uid/abort', form, async (req, res, next) => {
-    try {
-      const d = await details(req, res);
-      if (!csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez depuis l’application.'));
-      await store.setState(otpKey(d.uid), null);
-      const reason = ABORT_REASONS[String(req.body.reason)] ?? ABORT_REASONS.cancelled;
-      await provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: reason }), { mergeWithLastSubmission: false });
-    } catch (e) {
-      next(e);
-    }
-  });
+  router.post('/interaction/:uid/abort', form, interactionForm(undefined, async (d, req, res) => {
+    await store.setState(otpKey(d.uid), null);
+    const reason = ABORT_REASONS[String(req.body.reason)] ?? ABORT_REASONS.cancelled;
+    await provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: reason }), { mergeWithLastSubmission: false });
+  }));
 
-  router.post('/interaction/:uid/consent', form, async (req, res, next) => {
-    try {
-      const d = await details(req, res);
-      if (d.prompt.name !== 'consent' || !csrfOk(d.uid, req.body?.csrf)) return html(res, 403, errorPage('Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez depuis l’application.'));
-      if (req.body.decision !== 'allow') {
-        return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'The user refused the access' }), { mergeWithLastSubmission: false });
-      }
-      const accountId = d.session!.accountId;
-      const chosen = new Set<string>(([] as string[]).concat(req.body.scope ?? []));
-      const detailsOf = d.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-      const grant = d.grantId ? (await provider.Grant.find(d.grantId))! : new provider.Grant(native({ accountId, clientId: String(d.params.client_id) }));
-      const oidc = detailsOf.missingOIDCScope ?? [];
-      grant.addOIDCScope(oidc.filter((s) => chosen.has(s) || s === 'openid'));
-      const refusedOidc = oidc.filter((s) => !chosen.has(s) && s !== 'openid');
-      if (refusedOidc.length) grant.rejectOIDCScope(refusedOidc);
-      if (detailsOf.missingOIDCClaims) grant.addOIDCClaims(detailsOf.missingOIDCClaims);
-      for (const [resource, scopes] of Object.entries(detailsOf.missingResourceScopes ?? {})) {
-        const ok = scopes.filter((s) => chosen.has(s));
-        if (ok.length) grant.addResourceScope(resource, ok);
-        const refused = scopes.filter((s) => !chosen.has(s));
-        if (refused.length) grant.rejectResourceScope(resource, refused);
-      }
-      const grantId = await grant.save();
-      // the launch context of the tokens of this grant
-      const context: LaunchContext = { fhirUser: await fhirUserOf(accountId) };
-      if (accountId.startsWith('patient:')) context.patient = context.fhirUser?.slice('Patient/'.length);
-      const launchId = (d.params as Record<string, unknown>).launch;
-      // the `launch` scope asks for the context of an EHR launch: without a launch there is none to give
-      if (typeof launchId !== 'string' && String(d.params.scope ?? '').split(' ').includes('launch')) {
-        return provider.interactionFinished(req, res, native({ error: 'invalid_scope', error_description: LAUNCH_SCOPE_WITHOUT_LAUNCH }), { mergeWithLastSubmission: false });
-      }
-      if (typeof launchId === 'string') {
-        const launch = await store.getState<Launch | null>(`smart:launch:${launchId}`);
-        const unknownLaunch = () => provider.interactionFinished(req, res, native({ error: 'invalid_request', error_description: 'The launch is unknown or has expired' }), { mergeWithLastSubmission: false });
-        if (!launch || launch.expiresAt < Date.now()) return unknownLaunch();
-        // a launch issued from a professional's session is theirs; a patient's own context is never replaced
-        const notTheirs = (launch.user && launch.user !== context.fhirUser) || (context.patient !== undefined && context.patient !== launch.patient);
-        if (notTheirs) return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'This launch was not issued for the signed-in user' }), { mergeWithLastSubmission: false });
-        // a launch serves once, also when two sign-ins use it at the same time
-        if (!(await launchUses.take(launchId, launch.expiresAt)).allowed) return unknownLaunch();
-        context.patient = launch.patient;
-        await store.setState(`smart:launch:${launchId}`, null);
-      }
-      // the context lives and goes with its grant (revoked with it)
-      await store.setState(`smart:context:${grantId}`, context, { group: grantId, expiresAt: ((await provider.Grant.find(grantId))?.exp ?? 0) * 1000 });
-      await provider.interactionFinished(req, res, native({ consent: { grantId } }), { mergeWithLastSubmission: true });
-    } catch (e) {
-      next(e);
+  router.post('/interaction/:uid/consent', form, interactionForm('consent', async (d, req, res) => {
+    if (req.body.decision !== 'allow') {
+      return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'The user refused the access' }), { mergeWithLastSubmission: false });
     }
-  });
+    const accountId = d.session!.accountId;
+    const chosen = new Set<string>(([] as string[]).concat(req.body.scope ?? []));
+    const detailsOf = d.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const grant = d.grantId ? (await provider.Grant.find(d.grantId))! : new provider.Grant(native({ accountId, clientId: String(d.params.client_id) }));
+    const oidc = detailsOf.missingOIDCScope ?? [];
+    grant.addOIDCScope(oidc.filter((s) => chosen.has(s) || s === 'openid'));
+    const refusedOidc = oidc.filter((s) => !chosen.has(s) && s !== 'openid');
+    if (refusedOidc.length) grant.rejectOIDCScope(refusedOidc);
+    if (detailsOf.missingOIDCClaims) grant.addOIDCClaims(detailsOf.missingOIDCClaims);
+    for (const [resource, scopes] of Object.entries(detailsOf.missingResourceScopes ?? {})) {
+      const ok = scopes.filter((s) => chosen.has(s));
+      if (ok.length) grant.addResourceScope(resource, ok);
+      const refused = scopes.filter((s) => !chosen.has(s));
+      if (refused.length) grant.rejectResourceScope(resource, refused);
+    }
+    const grantId = await grant.save();
+    // the launch context of the tokens of this grant
+    const context: LaunchContext = { fhirUser: await fhirUserOf(accountId) };
+    if (accountId.startsWith('patient:')) context.patient = context.fhirUser?.slice('Patient/'.length);
+    const launchId = (d.params as Record<string, unknown>).launch;
+    // the `launch` scope asks for the context of an EHR launch: without a launch there is none to give
+    if (typeof launchId !== 'string' && String(d.params.scope ?? '').split(' ').includes('launch')) {
+      return provider.interactionFinished(req, res, native({ error: 'invalid_scope', error_description: LAUNCH_SCOPE_WITHOUT_LAUNCH }), { mergeWithLastSubmission: false });
+    }
+    if (typeof launchId === 'string') {
+      const launch = await store.getState<Launch | null>(`smart:launch:${launchId}`);
+      const unknownLaunch = () => provider.interactionFinished(req, res, native({ error: 'invalid_request', error_description: 'The launch is unknown or has expired' }), { mergeWithLastSubmission: false });
+      if (!launch || launch.expiresAt < Date.now()) return unknownLaunch();
+      // a launch issued from a professional's session is theirs; a patient's own context is never replaced
+      const notTheirs = (launch.user && launch.user !== context.fhirUser) || (context.patient !== undefined && context.patient !== launch.patient);
+      if (notTheirs) return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'This launch was not issued for the signed-in user' }), { mergeWithLastSubmission: false });
+      // a launch serves once, also when two sign-ins use it at the same time
+      if (!(await launchUses.take(launchId, launch.expiresAt)).allowed) return unknownLaunch();
+      context.patient = launch.patient;
+      await store.setState(`smart:launch:${launchId}`, null);
+    }
+    // the context lives and goes with its grant (revoked with it)
+    await store.setState(`smart:context:${grantId}`, context, { group: grantId, expiresAt: ((await provider.Grant.find(grantId))?.exp ?? 0) * 1000 });
+    await provider.interactionFinished(req, res, native({ consent: { grantId } }), { mergeWithLastSubmission: true });
+  }));
 
   if (pro) {
     router.use(pro.middleware);
