@@ -3,14 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Express } from 'express';
 import { decodeJwt } from 'jose';
-import { createApp } from '../../src/http/app';
-import { createLogger } from '../../src/log';
 import type { AppServices } from '../../src/server';
-import { anonymous, backendToken, HOST, registerBackend } from '../helpers/auth';
+import { anonymous, HOST } from '../helpers/auth';
 import { Browser, consentScopes } from '../helpers/browser';
-import { engines, servicesFor } from '../helpers/engines';
-import { authorizeThroughForms, exchangeCode, FHIR_BASE, pkce } from '../helpers/smart';
-import { startUpstream, type Upstream } from '../helpers/upstream-oidc';
+import { engines } from '../helpers/engines';
+import { authorizePath, authorizeThroughForms, exchangeCode, pkce } from '../helpers/smart';
+import { startProServer, type ProServer, type Upstream } from '../helpers/upstream-oidc';
 
 /**
  * EHR launch, end to end. A professional signs in to their software (through Pro Santé Connect, a
@@ -27,6 +25,7 @@ const PASSWORD = 'Motdepasse1!';
 
 describe.each(engines())('EHR launch [$name]', (engine) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-ehr-'));
+  let server: ProServer;
   let upstream: Upstream;
   let services: AppServices;
   let app: Express;
@@ -34,8 +33,7 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
   let A: string, B: string;
   let obsA: string, obsB: string;
 
-  const authorizeUrl = (clientId: string, redirectUri: string, scope: string, challenge: string, extra: Record<string, string> = {}) =>
-    `/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: clientId, redirect_uri: redirectUri, scope, state: 'st4te', aud: FHIR_BASE, code_challenge: challenge, code_challenge_method: 'S256', ...extra })}`;
+  const authorizeUrl = (clientId: string, redirectUri: string, scope: string, challenge: string, extra: Record<string, string> = {}) => authorizePath({ clientId, redirectUri, scope, challenge, extra });
 
   /** The professional signs in to their software through the upstream: a browser with a session here, and the software's token. */
   const signInToSoftware = async (card: string) => {
@@ -67,21 +65,9 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
   const get = (token: string, p: string) => anonymous(app).get(p).set('Authorization', `Bearer ${token}`);
 
   beforeAll(async () => {
-    upstream = await startUpstream({
-      redirectUris: [`http://${HOST}/auth/pro/callback`],
-      accounts: { 'cps-martin': { SubjectNameID: `8${RPPS}` }, 'cps-durand': { SubjectNameID: `8${OTHER_RPPS}` } },
-    });
-    services = await servicesFor(engine, {
-      dataDir,
-      proOidc: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret, scope: 'openid scope_all', rppsClaim: 'SubjectNameID' },
-    });
-    app = createApp(services, createLogger('silent'));
-    const admin = await backendToken(app, await registerBackend(services, 'system/*.cruds'), 'system/*.cruds');
-    const create = async (r: Record<string, unknown>) => {
-      const res = await anonymous(app).post(`/fhir/${r.resourceType}`).set('Authorization', `Bearer ${admin}`).set('Content-Type', 'application/fhir+json').send(JSON.stringify(r));
-      expect(res.status).toBe(201);
-      return res.body.id as string;
-    };
+    server = await startProServer(engine, dataDir, { 'cps-martin': { SubjectNameID: `8${RPPS}` }, 'cps-durand': { SubjectNameID: `8${OTHER_RPPS}` } });
+    ({ upstream, services, app } = server);
+    const { create } = server;
     practitioner = await create({ resourceType: 'Practitioner', identifier: [{ system: 'https://rpps.esante.gouv.fr', value: RPPS }] });
     await create({ resourceType: 'Practitioner', identifier: [{ system: 'https://rpps.esante.gouv.fr', value: OTHER_RPPS }] });
     A = await create({ resourceType: 'Patient', name: [{ family: 'Lefèvre' }] });
@@ -95,9 +81,7 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
   });
 
   afterAll(async () => {
-    await services?.store.close();
-    await engine.cleanup();
-    await upstream?.close();
+    await server?.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 

@@ -5,7 +5,8 @@ import { decodeJwt } from 'jose';
 import { eachEngine, FHIR_JSON, ids, anonymous } from '../helpers/http';
 import { HOST } from '../helpers/auth';
 import { hasTransactions } from '../helpers/engines';
-import { authorizeThroughForms, exchangeCode, FHIR_BASE, lastCode, pkce } from '../helpers/smart';
+import supertest from 'supertest';
+import { authorizePath, authorizeThroughForms, exchangeCode, FHIR_BASE, lastCode, pkce } from '../helpers/smart';
 
 /** A catalogue app acting for a patient: standalone launch through the real pages, then patient/ scopes confine every interaction. */
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-patient-'));
@@ -31,6 +32,13 @@ eachEngine(
       delete: (p: string) => anonymous(h.app).delete(p).set('Authorization', `Bearer ${token}`),
       put: (p: string, body: unknown) => anonymous(h.app).put(p).set('Authorization', `Bearer ${token}`).set('Content-Type', FHIR_JSON).send(JSON.stringify(body)),
     });
+    /** A browser's agent on the login page of a new sign-in to the catalogue app, with the page's CSRF token and interaction. */
+    const openLoginPage = async () => {
+      const agent = supertest.agent(h.app);
+      const first = await agent.get(authorizePath({ clientId: 'glycemie', redirectUri: REDIRECT, scope: 'openid patient/*.rs', state: 's' })).set('Host', HOST);
+      const page = await agent.get(new URL(first.headers.location, `http://${HOST}`).pathname).set('Host', HOST);
+      return { agent, csrf: /name="csrf" value="([^"]+)"/.exec(page.text)![1], uid: /\/interaction\/([^/"]+)\/login/.exec(page.text)![1] };
+    };
     const obs = (patient: string, category: string, extra: Record<string, unknown> = {}) => ({
       resourceType: 'Observation',
       status: 'final',
@@ -222,7 +230,7 @@ eachEngine(
     });
 
     test('redirect URI mismatch and wrong aud are refused', async () => {
-      const res = await anonymous(h.app).get(`/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: 'https://evil.example/cb', scope: 'openid patient/*.rs', state: 's', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`).set('Host', HOST);
+      const res = await anonymous(h.app).get(authorizePath({ clientId: 'glycemie', redirectUri: 'https://evil.example/cb', scope: 'openid patient/*.rs', state: 's' })).set('Host', HOST);
       expect(res.status).toBe(400);
       expect(res.headers.location).toBeUndefined();
       expect(res.text).toMatch(/redirect_uri/);
@@ -233,12 +241,7 @@ eachEngine(
 
     test('the one-time code is usable once and attempts are limited', async () => {
       // wrong password: no code sent, generic message
-      const agent = (await import('supertest')).default.agent(h.app);
-      const q = new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: REDIRECT, scope: 'openid patient/*.rs', state: 's', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' });
-      let res = await agent.get(`/auth/authorize?${q}`).set('Host', HOST);
-      res = await agent.get(new URL(res.headers.location, `http://${HOST}`).pathname).set('Host', HOST);
-      const csrf = /name="csrf" value="([^"]+)"/.exec(res.text)![1];
-      const uid = /\/interaction\/([^/"]+)\/login/.exec(res.text)![1];
+      const { agent, csrf, uid } = await openLoginPage();
       expect((await agent.post(`/auth/interaction/${uid}/login`).set('Host', HOST).type('form').send({ csrf: 'forged', login: 'helene', password: PASSWORD })).status).toBe(403);
       const bad = await agent.post(`/auth/interaction/${uid}/login`).set('Host', HOST).type('form').send({ csrf, login: 'helene', password: 'Mauvais1!' });
       expect(bad.status).toBe(401);
@@ -250,17 +253,9 @@ eachEngine(
     });
 
     test('tries sent in parallel are limited too: 20 wrong codes at once void the code, 20 wrong passwords at once lock the account', async () => {
-      const supertest = (await import('supertest')).default;
       await h.services.auth!.accounts.add({ login: 'paul', password: PASSWORD, patientId: B, channel: 'email', to: 'paul@example.fr' });
-      const start = async () => {
-        const agent = supertest.agent(h.app);
-        const q = new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: REDIRECT, scope: 'openid patient/*.rs', state: 's', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' });
-        const first = await agent.get(`/auth/authorize?${q}`).set('Host', HOST);
-        const page = await agent.get(new URL(first.headers.location, `http://${HOST}`).pathname).set('Host', HOST);
-        return { agent, csrf: /name="csrf" value="([^"]+)"/.exec(page.text)![1], uid: /\/interaction\/([^/"]+)\/login/.exec(page.text)![1] };
-      };
       // one-time codes: 20 wrong ones at once, then the right one
-      const s1 = await start();
+      const s1 = await openLoginPage();
       expect((await s1.agent.post(`/auth/interaction/${s1.uid}/login`).set('Host', HOST).type('form').send({ csrf: s1.csrf, login: 'paul', password: PASSWORD })).status).toBe(200);
       const code = lastCode(dataDir, 'paul@example.fr');
       const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
@@ -271,7 +266,7 @@ eachEngine(
       expect(late.status).toBe(401);
       expect(late.text).toContain('Connectez-vous');
       // passwords: 20 wrong ones at once lock the account; the right one is then refused too
-      const s2 = await start();
+      const s2 = await openLoginPage();
       const guesses = await Promise.all(Array.from({ length: 20 }, (_, i) => s2.agent.post(`/auth/interaction/${s2.uid}/login`).set('Host', HOST).type('form').send({ csrf: s2.csrf, login: 'paul', password: `Mauvais${i}!x` })));
       expect(guesses.every((r) => r.status === 401)).toBe(true);
       const right = await s2.agent.post(`/auth/interaction/${s2.uid}/login`).set('Host', HOST).type('form').send({ csrf: s2.csrf, login: 'paul', password: PASSWORD });
@@ -281,7 +276,7 @@ eachEngine(
 
     test('cancelling on the login or one-time code page sends the patient back to the app with access_denied', async () => {
       const { Browser } = await import('../helpers/browser');
-      const authorize = `/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'glycemie', redirect_uri: REDIRECT, scope: 'openid patient/*.rs', state: 'etat-1', aud: FHIR_BASE, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`;
+      const authorize = authorizePath({ clientId: 'glycemie', redirectUri: REDIRECT, scope: 'openid patient/*.rs', state: 'etat-1' });
       const b = new Browser(h.app);
       expect(await b.go(authorize)).toBeUndefined();
       expect(b.page!.text).toContain('Annuler et revenir à Carnet de glycémie');

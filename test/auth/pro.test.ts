@@ -3,14 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Express } from 'express';
 import { decodeJwt } from 'jose';
-import { createApp } from '../../src/http/app';
-import { createLogger } from '../../src/log';
 import type { AppServices } from '../../src/server';
-import { anonymous, backendToken, HOST, registerBackend } from '../helpers/auth';
+import { anonymous, HOST } from '../helpers/auth';
 import { Browser, consentScopes } from '../helpers/browser';
-import { engines, servicesFor } from '../helpers/engines';
-import { exchangeCode, FHIR_BASE, pkce } from '../helpers/smart';
-import { startUpstream, type Upstream } from '../helpers/upstream-oidc';
+import { engines } from '../helpers/engines';
+import { authorizePath, exchangeCode, FHIR_BASE, pkce } from '../helpers/smart';
+import { startProServer, type ProServer, type Upstream } from '../helpers/upstream-oidc';
 
 /**
  * Professionals sign in through an upstream OpenID Connect provider (Pro Santé Connect): a real
@@ -34,10 +32,9 @@ describe.each(engines())('professionals sign in through Pro Santé Connect [$nam
   let services: AppServices;
   let app: Express;
   let practitioner: string;
-  let admin: string;
+  let server: ProServer;
 
-  const authorizeUrl = (scope: string, challenge: string, extra: Record<string, string> = {}) =>
-    `/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'logiciel-cabinet', redirect_uri: REDIRECT, scope, state: 'st4te', aud: FHIR_BASE, code_challenge: challenge, code_challenge_method: 'S256', ...extra })}`;
+  const authorizeUrl = (scope: string, challenge: string, extra: Record<string, string> = {}) => authorizePath({ clientId: 'logiciel-cabinet', redirectUri: REDIRECT, scope, challenge, extra });
 
   /** The professional's browser, from the software's authorization request to the login page. */
   const toLoginPage = async (b: Browser, scope: string, challenge: string, extra: Record<string, string> = {}) => {
@@ -57,26 +54,12 @@ describe.each(engines())('professionals sign in through Pro Santé Connect [$nam
   };
 
   beforeAll(async () => {
-    // the server's address is fixed (http://fhir.test), so the upstream can register its callback first
-    upstream = await startUpstream({
-      redirectUris: [`http://${HOST}/auth/pro/callback`],
-      accounts: {
-        'cps-martin': { SubjectNameID: `8${RPPS}`, family_name: 'MARTIN', given_name: 'Claire' },
-        'cps-inconnu': { SubjectNameID: `8${UNKNOWN_RPPS}`, family_name: 'INCONNU', given_name: 'Paul' },
-      },
+    server = await startProServer(engine, dataDir, {
+      'cps-martin': { SubjectNameID: `8${RPPS}`, family_name: 'MARTIN', given_name: 'Claire' },
+      'cps-inconnu': { SubjectNameID: `8${UNKNOWN_RPPS}`, family_name: 'INCONNU', given_name: 'Paul' },
     });
-    services = await servicesFor(engine, {
-      dataDir,
-      proOidc: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret, scope: 'openid scope_all', rppsClaim: 'SubjectNameID' },
-    });
-    app = createApp(services, createLogger('silent'));
-    const backend = await registerBackend(services, 'system/*.cruds');
-    admin = await backendToken(app, backend, 'system/*.cruds');
-    const create = async (r: Record<string, unknown>) => {
-      const res = await anonymous(app).post(`/fhir/${r.resourceType}`).set('Authorization', `Bearer ${admin}`).set('Content-Type', 'application/fhir+json').send(JSON.stringify(r));
-      expect(res.status).toBe(201);
-      return res.body.id as string;
-    };
+    ({ upstream, services, app } = server);
+    const { create } = server;
     await create({ resourceType: 'Practitioner', identifier: [{ system: RPPS_SYSTEM, value: OTHER_RPPS }], name: [{ family: 'DURAND' }] });
     practitioner = await create({ resourceType: 'Practitioner', identifier: [{ system: RPPS_SYSTEM, value: RPPS }], name: [{ family: 'MARTIN', given: ['Claire'] }] });
     await services.auth!.clients.add({
@@ -90,9 +73,7 @@ describe.each(engines())('professionals sign in through Pro Santé Connect [$nam
   });
 
   afterAll(async () => {
-    await services?.store.close();
-    await engine.cleanup();
-    await upstream?.close();
+    await server?.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 

@@ -38,19 +38,24 @@ export interface FormFlow {
   launch?: string;
 }
 
+/** The path of an authorization request: code flow, `aud` this server's FHIR base, PKCE S256 unless `challenge` is null. */
+export function authorizePath(o: { clientId: string; redirectUri: string; scope: string; challenge?: string | null; method?: string; state?: string; aud?: string; extra?: Record<string, string> }): string {
+  const q = new URLSearchParams({ response_type: 'code', client_id: o.clientId, redirect_uri: o.redirectUri, scope: o.scope, state: o.state ?? 'st4te', aud: o.aud ?? FHIR_BASE });
+  if (o.challenge !== null) {
+    q.set('code_challenge', o.challenge ?? pkce().challenge);
+    q.set('code_challenge_method', o.method ?? 'S256');
+  }
+  for (const [k, v] of Object.entries(o.extra ?? {})) q.set(k, v);
+  return `/auth/authorize?${q}`;
+}
+
 /**
  * A standalone launch through the real pages, as a browser would post them (cookies kept):
  * authorize, login, one-time code, consent. Returns the redirect to the app (with code or error).
  */
 export async function authorizeThroughForms(app: Express, f: FormFlow): Promise<URL> {
   const agent = supertest.agent(app);
-  const q = new URLSearchParams({ response_type: 'code', client_id: f.clientId, redirect_uri: f.redirectUri, scope: f.scope, state: 'st4te', aud: f.aud ?? FHIR_BASE });
-  if (f.challenge !== null) {
-    q.set('code_challenge', f.challenge ?? pkce().challenge);
-    q.set('code_challenge_method', f.method ?? 'S256');
-  }
-  if (f.launch) q.set('launch', f.launch);
-  let res = await agent.get(`/auth/authorize?${q}`).set('Host', HOST);
+  let res = await agent.get(authorizePath({ ...f, extra: f.launch ? { launch: f.launch } : {} })).set('Host', HOST);
   const follow = async () => {
     while (res.status === 302 || res.status === 303) {
       const loc = new URL(res.headers.location, `http://${HOST}`);

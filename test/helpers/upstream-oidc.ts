@@ -2,7 +2,13 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import type * as OidcProviderModule from 'oidc-provider';
+import type { Express } from 'express';
 import { loadEsm, native } from '../../src/auth/esm';
+import { createApp } from '../../src/http/app';
+import { createLogger } from '../../src/log';
+import type { AppServices } from '../../src/server';
+import { anonymous, backendToken, HOST, registerBackend } from './auth';
+import { servicesFor, type Engine } from './engines';
 
 /**
  * A real OpenID Connect provider on loopback (oidc-provider, the library the server itself is built
@@ -148,4 +154,39 @@ export async function startUpstream(o: { redirectUris: string[]; accounts: Recor
       server.close(() => r());
     }),
   };
+}
+
+/** This server with professionals signing in through an upstream provider on loopback, an administrator token, and a helper that creates resources with it. */
+export interface ProServer {
+  upstream: Upstream;
+  services: AppServices;
+  app: Express;
+  /** creates a resource as the administrator; its id */
+  create(resource: Record<string, unknown>): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the upstream (which knows `accounts`) first: the server's address is fixed
+ * (http://fhir.test), so the upstream registers its callback before the server exists.
+ */
+export async function startProServer(engine: Engine, dataDir: string, accounts: Record<string, UpstreamAccount>): Promise<ProServer> {
+  const upstream = await startUpstream({ redirectUris: [`http://${HOST}/auth/pro/callback`], accounts });
+  const services = await servicesFor(engine, {
+    dataDir,
+    proOidc: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret, scope: 'openid scope_all', rppsClaim: 'SubjectNameID' },
+  });
+  const app = createApp(services, createLogger('silent'));
+  const admin = await backendToken(app, await registerBackend(services, 'system/*.cruds'), 'system/*.cruds');
+  const create = async (r: Record<string, unknown>) => {
+    const res = await anonymous(app).post(`/fhir/${r.resourceType}`).set('Authorization', `Bearer ${admin}`).set('Content-Type', 'application/fhir+json').send(JSON.stringify(r));
+    if (res.status !== 201) throw new Error(`creating a ${String(r.resourceType)}: ${res.status} ${res.text.slice(0, 300)}`);
+    return res.body.id as string;
+  };
+  const close = async () => {
+    await services.store.close();
+    await engine.cleanup();
+    await upstream.close();
+  };
+  return { upstream, services, app, create, close };
 }
