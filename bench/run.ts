@@ -7,15 +7,13 @@
  * BENCH_WARMUP_SECONDS (1), BENCH_PROFILE_SECONDS (min(5, BENCH_SECONDS)), MONGODB_URI (optional),
  * BENCH_MONGO_PATIENTS (BENCH_PATIENTS, but 500 on FerretDB).
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Bundle } from 'fhir/r4';
-import mongoose from 'mongoose';
-import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
+import { cleanupAll, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
-import { fmt, intEnv, log, SERVER_READY, serverEnv, withDatabase } from './common';
+import { fmt, intEnv, log, SERVER_READY, serverEnv, withThrowawayDatabase } from './common';
 import { measure, type Figure } from './measure';
 import { INS_SYSTEM, insValue, makePatient, transactionOf } from './patients';
 import { summarizeProfile, type ProfileSummary } from './profile';
@@ -221,38 +219,22 @@ async function runProfile(): Promise<{ summary?: ProfileSummary; figures: Figure
 }
 
 async function runMongo(uri: string): Promise<EngineResult> {
-  const db = `espace_sante_bench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
-  const benchUri = withDatabase(uri, db);
-  let conn: mongoose.Connection | undefined;
-  const drop = async () => {
-    if (!conn) return;
-    const c = conn;
-    conn = undefined;
-    await c.db!.dropDatabase().catch((e: Error) => log(`  could not drop the database ${db}: ${e.message}`));
-    await c.close();
-  };
-  const unhook = onCleanup(drop);
   try {
-    conn = await mongoose.createConnection(benchUri, { serverSelectionTimeoutMS: 10_000, autoCreate: false, autoIndex: false }).asPromise();
-    const build = (await conn.db!.admin().command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
-    const hello = (await conn.db!.admin().command({ hello: 1 })) as { setName?: string; msg?: string };
-    const deployment = hello.setName ? `replica set ${hello.setName}` : hello.msg === 'isdbgrid' ? 'sharded' : 'standalone';
-    const ferret = build.ferretdbVersion === undefined ? undefined : /^\d/.test(build.ferretdbVersion) ? `FerretDB ${build.ferretdbVersion}` : `FerretDB (version "${build.ferretdbVersion}")`;
-    const title = ferret ? `MongoDB engine, measured against ${ferret}` : `MongoDB engine (MongoDB ${build.version})`;
-    // FerretDB v1 answers a find on a field other than _id by scanning the collection, so every
-    // read and write costs time in proportion to the collection: 10,000 patients would take hours.
-    const patients = process.env.BENCH_MONGO_PATIENTS ? intEnv('BENCH_MONGO_PATIENTS', PATIENTS) : ferret ? Math.min(PATIENTS, FERRETDB_PATIENTS) : PATIENTS;
-    const fewer = patients < PATIENTS ? `; ${fmt(patients)} patients instead of ${fmt(PATIENTS)}: FerretDB scans the collection on every find by id, so its costs grow with the collection (BENCH_MONGO_PATIENTS to change)` : '';
-    const note = `${ferret ? `FerretDB reports MongoDB ${build.version}; not a MongoDB server; ` : ''}${deployment}, fresh database ${db}${fewer}`;
-    const { result } = await runEngine('mongodb', title, { MONGODB_URI: benchUri }, note, patients);
-    return result;
+    return await withThrowawayDatabase(uri, 'espace_sante_bench', async ({ name, uri: benchUri, build, hello }) => {
+      const deployment = hello.setName ? `replica set ${hello.setName}` : hello.msg === 'isdbgrid' ? 'sharded' : 'standalone';
+      const ferret = build.ferretdbVersion === undefined ? undefined : /^\d/.test(build.ferretdbVersion) ? `FerretDB ${build.ferretdbVersion}` : `FerretDB (version "${build.ferretdbVersion}")`;
+      const title = ferret ? `MongoDB engine, measured against ${ferret}` : `MongoDB engine (MongoDB ${build.version})`;
+      // FerretDB v1 answers a find on a field other than _id by scanning the collection, so every
+      // read and write costs time in proportion to the collection: 10,000 patients would take hours.
+      const patients = process.env.BENCH_MONGO_PATIENTS ? intEnv('BENCH_MONGO_PATIENTS', PATIENTS) : ferret ? Math.min(PATIENTS, FERRETDB_PATIENTS) : PATIENTS;
+      const fewer = patients < PATIENTS ? `; ${fmt(patients)} patients instead of ${fmt(PATIENTS)}: FerretDB scans the collection on every find by id, so its costs grow with the collection (BENCH_MONGO_PATIENTS to change)` : '';
+      const note = `${ferret ? `FerretDB reports MongoDB ${build.version}; not a MongoDB server; ` : ''}${deployment}, fresh database ${name}${fewer}`;
+      return (await runEngine('mongodb', title, { MONGODB_URI: benchUri }, note, patients)).result;
+    });
   } catch (e) {
     const error = (e as Error).message;
     log(`\n== MongoDB engine: FAILED: ${error}`);
     return { key: 'mongodb', title: 'MongoDB engine', figures: [], error };
-  } finally {
-    await drop();
-    unhook();
   }
 }
 

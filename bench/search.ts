@@ -11,15 +11,13 @@
  * SQLite DATA_DIR and print its path, e.g. to run EXPLAIN QUERY PLAN on it).
  */
 import { execSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Bundle } from 'fhir/r4';
-import mongoose from 'mongoose';
-import { cleanupAll, onCleanup, removeTempDir, startNode, stop, tempDir, type Started } from './child';
+import { cleanupAll, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
-import { fmt, intEnv, log, SERVER_READY, serverEnv, withDatabase } from './common';
+import { fmt, intEnv, log, SERVER_READY, serverEnv, withThrowawayDatabase } from './common';
 import { measure, type Figure } from './measure';
 import { makePatient } from './patients';
 import {
@@ -377,31 +375,18 @@ async function runEngine(key: 'sqlite' | 'mongodb', title: string, env: Record<s
 }
 
 async function runMongo(uri: string): Promise<SearchEngineResult> {
-  const db = `espace_sante_bench_search_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
-  let conn: mongoose.Connection | undefined;
-  const drop = async () => {
-    if (!conn) return;
-    const c = conn;
-    conn = undefined;
-    await c.db!.dropDatabase().catch((e: Error) => log(`  could not drop the database ${db}: ${e.message}`));
-    await c.close().catch(() => undefined);
-  };
-  const unhook = onCleanup(drop);
   try {
-    conn = await mongoose.createConnection(withDatabase(uri, db), { serverSelectionTimeoutMS: 10_000 }).asPromise();
-    const build = (await conn.db!.admin().command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
-    const ferret = build.ferretdbVersion !== undefined;
-    const title = ferret ? 'MongoDB engine measured against FerretDB v1 (SQLite backend)' : `MongoDB engine (MongoDB ${build.version})`;
-    const total = process.env.BENCH_MONGO_RESOURCES ? intEnv('BENCH_MONGO_RESOURCES', RESOURCES, 2 * BLOCK_SIZE) : ferret ? FERRETDB_RESOURCES : RESOURCES;
-    const note = `${ferret ? `FerretDB ${build.ferretdbVersion} reports MongoDB ${build.version}; not a MongoDB server; it answers every find that is not by _id by scanning the collection (no index use), so ` : ''}${fmt(total)} resources${total < RESOURCES ? ` instead of ${fmt(RESOURCES)} (BENCH_MONGO_RESOURCES to change)` : ''}; fresh database ${db}`;
-    return await runEngine('mongodb', title, { MONGODB_URI: withDatabase(uri, db) }, total, note);
+    return await withThrowawayDatabase(uri, 'espace_sante_bench_search', async ({ name, uri: dbUri, build }) => {
+      const ferret = build.ferretdbVersion !== undefined;
+      const title = ferret ? 'MongoDB engine measured against FerretDB v1 (SQLite backend)' : `MongoDB engine (MongoDB ${build.version})`;
+      const total = process.env.BENCH_MONGO_RESOURCES ? intEnv('BENCH_MONGO_RESOURCES', RESOURCES, 2 * BLOCK_SIZE) : ferret ? FERRETDB_RESOURCES : RESOURCES;
+      const note = `${ferret ? `FerretDB ${build.ferretdbVersion} reports MongoDB ${build.version}; not a MongoDB server; it answers every find that is not by _id by scanning the collection (no index use), so ` : ''}${fmt(total)} resources${total < RESOURCES ? ` instead of ${fmt(RESOURCES)} (BENCH_MONGO_RESOURCES to change)` : ''}; fresh database ${name}`;
+      return await runEngine('mongodb', title, { MONGODB_URI: dbUri }, total, note);
+    });
   } catch (e) {
     const error = (e as Error).message;
     log(`\n== MongoDB engine: FAILED: ${error}`);
     return { key: 'mongodb', title: 'MongoDB engine', sizes: [], error };
-  } finally {
-    await drop();
-    unhook();
   }
 }
 
