@@ -1,6 +1,5 @@
 import type { ResourceStore, StateOptions } from '../store/types';
 import type { ClientRegistry, RegisteredClient } from './registry';
-import { Attempts } from './attempts';
 import { nativeJson } from './esm';
 
 /**
@@ -28,11 +27,10 @@ export function clientMetadata(c: RegisteredClient): Record<string, unknown> {
   };
 }
 
-/** How long the mark of a use is kept when its code or token has no expiry of its own. */
+/** How long the claim of a use is kept when its code or token has no expiry of its own. */
 const USE_MARK_MS = 24 * 3600 * 1000;
 
 export function adapterFor(store: ResourceStore, clients: ClientRegistry, InvalidGrant: new (description: string) => Error) {
-  const uses = new Attempts(store, 'oidc:use:', 1, USE_MARK_MS);
   return class StoreAdapter {
     constructor(private readonly name: string) {}
 
@@ -79,14 +77,14 @@ export function adapterFor(store: ResourceStore, clients: ClientRegistry, Invali
 
     /**
      * Marks a code or refresh token used, once: uses sent at the same time all read it unused, so
-     * each leaves a mark first and only a use that finds its mark alone goes on; the others revoke
-     * the grant (a reuse, as oidc-provider treats a code or refresh token used twice).
+     * each claims its use first and only the one that gets the claim goes on; the others revoke the
+     * grant (a reuse, as oidc-provider treats a code or refresh token used twice).
      */
     async consume(id: string): Promise<void> {
       const v = await store.getState<Payload>(this.key(id));
       if (!v) return;
       const expiresAt = typeof v.exp === 'number' ? v.exp * 1000 : undefined;
-      if (!(await uses.take(`${this.name}:${id}`, expiresAt ?? Date.now() + USE_MARK_MS)).allowed) {
+      if (!(await store.claimState(`oidc:use:${this.name}:${id}`, 1, { expiresAt: expiresAt ?? Date.now() + USE_MARK_MS }))) {
         if (v.grantId) await store.deleteStateGroup(v.grantId);
         throw new InvalidGrant(`this ${this.name === 'AuthorizationCode' ? 'authorization code' : 'token'} was already used`);
       }

@@ -24,11 +24,11 @@ export class Attempts {
   /**
    * Records a try. `tries` counts the live tries, this one included; the k-th recorded try counts
    * at least k, so at most `max` tries in a window are ever `allowed` (to have the secret checked).
-   * The try is forgotten after the window, or at `expiresAt`.
+   * The try is forgotten after the window.
    */
-  async take(subject: string, expiresAt = Date.now() + this.windowMs): Promise<{ tries: number; allowed: boolean }> {
+  async take(subject: string): Promise<{ tries: number; allowed: boolean }> {
     const group = this.group(subject);
-    await this.store.setState(`${group}:${randomUUID()}`, 1, { group, expiresAt });
+    await this.store.setState(`${group}:${randomUUID()}`, 1, { group, expiresAt: Date.now() + this.windowMs });
     const tries = (await this.store.listState(`${group}:`)).length;
     return { tries, allowed: tries <= this.max };
   }

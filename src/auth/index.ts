@@ -348,7 +348,6 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   };
   const otpKey = (uid: string) => `auth:otp:${uid}`;
   const otpTries = new Attempts(store, 'auth:otp-try:', OTP_MAX_ATTEMPTS, OTP_TTL_MS);
-  const launchUses = new Attempts(store, 'smart:launch-use:', 1, LAUNCH_TTL_S * 1000);
   const otpHash = (uid: string, code: string) => createHash('sha256').update(`${secrets.cookieKeys[0]}:${uid}:${code}`).digest('base64url');
   const mask = (to: string) => (to.includes('@') ? to.replace(/^(.).*(@.*)$/, '$1•••$2') : to.replace(/.(?=.{2})/g, '•'));
   const html = (res: Response, status: number, body: string) => {
@@ -505,7 +504,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
       const notTheirs = (launch.user && launch.user !== context.fhirUser) || (context.patient !== undefined && context.patient !== launch.patient);
       if (notTheirs) return provider.interactionFinished(req, res, native({ error: 'access_denied', error_description: 'This launch was not issued for the signed-in user' }), { mergeWithLastSubmission: false });
       // a launch serves once, also when two sign-ins use it at the same time
-      if (!(await launchUses.take(launchId, launch.expiresAt)).allowed) return unknownLaunch();
+      if (!(await store.claimState(`smart:launch-use:${launchId}`, 1, { expiresAt: launch.expiresAt }))) return unknownLaunch();
       context.patient = launch.patient;
       await store.setState(`smart:launch:${launchId}`, null);
     }
