@@ -97,6 +97,19 @@ export async function cleanupAll(): Promise<void> {
   for (const dir of [...tempDirs]) removeTempDir(dir);
 }
 
+/** On Ctrl-C or SIGTERM: stops the servers, runs the cleanup hooks and exits (130). */
+export function cleanUpOnSignals(): void {
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      process.stdout.write(`\n${signal}: stopping the servers and cleaning up\n`);
+      void cleanupAll().finally(() => process.exit(130));
+    });
+  }
+}
+
 process.on('exit', () => {
   // Last resort, synchronous: nothing may outlive the benchmark.
   for (const c of children) c.kill('SIGKILL');

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Bundle } from 'fhir/r4';
-import { cleanupAll, removeTempDir, startNode, stop, tempDir, type Started } from './child';
+import { cleanupAll, cleanUpOnSignals, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
 import { fmt, intEnv, log, SERVER_READY, serverEnv, withThrowawayDatabase } from './common';
 import { measure, type Figure } from './measure';
@@ -278,15 +278,7 @@ async function main(): Promise<void> {
   if (engines.some((e) => e.error) || !ceiling) process.exitCode = 1;
 }
 
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`\n${signal}: stopping the servers and cleaning up`);
-    cleanupAll().finally(() => process.exit(130));
-  });
-}
+cleanUpOnSignals();
 
 // `npm run bench -- search`: the search section only (bench/search.ts), which is opt-in because it
 // takes longer than the rest of the benchmark together (see bench/README.md).

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Bundle } from 'fhir/r4';
-import { cleanupAll, removeTempDir, startNode, stop, tempDir, type Started } from './child';
+import { cleanupAll, cleanUpOnSignals, removeTempDir, startNode, stop, tempDir, type Started } from './child';
 import { authHeaders, authorize } from './auth';
 import { fmt, intEnv, log, SERVER_READY, serverEnv, withThrowawayDatabase } from './common';
 import { measure, type Figure } from './measure';
@@ -559,15 +559,7 @@ export async function runSearchBench(): Promise<{ report: SearchReport; failed: 
 }
 
 if (require.main === module) {
-  let interrupted = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (interrupted) return;
-      interrupted = true;
-      log(`\n${signal}: stopping the servers and cleaning up`);
-      cleanupAll().finally(() => process.exit(130));
-    });
-  }
+  cleanUpOnSignals();
   runSearchBench()
     .then(({ failed }) => {
       if (failed) process.exitCode = 1;
