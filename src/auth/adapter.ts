@@ -82,12 +82,14 @@ export function adapterFor(store: ResourceStore, clients: ClientRegistry, Invali
      */
     async consume(id: string): Promise<void> {
       const v = await store.getState<Payload>(this.key(id));
-      if (!v) return;
-      const expiresAt = typeof v.exp === 'number' ? v.exp * 1000 : undefined;
+      const expiresAt = typeof v?.exp === 'number' ? v.exp * 1000 : undefined;
+      const what = this.name === 'AuthorizationCode' ? 'authorization code' : 'token';
       if (!(await store.claimState(`oidc:use:${this.name}:${id}`, 1, { expiresAt: expiresAt ?? Date.now() + USE_MARK_MS }))) {
-        if (v.grantId) await store.deleteStateGroup(v.grantId);
-        throw new InvalidGrant(`this ${this.name === 'AuthorizationCode' ? 'authorization code' : 'token'} was already used`);
+        if (v?.grantId) await store.deleteStateGroup(v.grantId);
+        throw new InvalidGrant(`this ${what} was already used`);
       }
+      // gone since the provider read it: its grant was revoked meanwhile (a concurrent reuse)
+      if (!v) throw new InvalidGrant(`this ${what} was revoked`);
       await store.setState(this.key(id), { ...v, consumed: Math.floor(Date.now() / 1000) }, this.options(id, v, expiresAt));
     }
 
