@@ -7,7 +7,7 @@ import { processBundle } from './batch';
 import { validateOperation } from './validate-operation';
 import { compartmentSearch, everything, systemSearch, typeSearch } from './search';
 import { reindexOperation } from './reindex';
-import { ensureVisible, requireAdministrator, requirePermission } from '../policy/access';
+import { requireAdministrator, requirePermission } from '../policy/access';
 
 function methodNotAllowed(method: Method, allowed: Method[], what: string): FhirError {
   return new FhirError(405, 'not-supported', `${method} is not allowed on ${what}; allowed: ${allowed.join(', ')}`, undefined, { Allow: allowed.join(', ') });
@@ -34,7 +34,7 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   const [a, b, c, d, ...more] = req.path;
   if (a === 'Patient' && b !== undefined && c === '$everything' && d === undefined) {
     allow(req, ['GET', 'HEAD'], 'Patient/[id]/$everything');
-    await ensureVisible(svc, req.access, 'Patient', b);
+    requirePermission(req.access, 'r', 'Patient');
     return everything(svc, req, b);
   }
   if (svc.validator && a !== undefined && svc.resourceTypes.has(a) && ((b === '$validate' && c === undefined) || (b !== undefined && c === '$validate' && d === undefined))) {
@@ -102,7 +102,7 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
     switch (req.method) {
       case 'GET':
       case 'HEAD':
-        await ensureVisible(svc, req.access, type, id);
+        need('r');
         return fhir.read(svc, req, type, id);
       case 'PUT':
         need('u');
@@ -120,11 +120,11 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   if (c === '_history' && more.length === 0) {
     if (d === undefined) {
       allow(req, ['GET', 'HEAD'], `${type}/${id}/_history`);
-      await ensureVisible(svc, req.access, type, id);
+      need('r');
       return fhir.history(svc, req, type, id);
     }
     allow(req, ['GET', 'HEAD'], `${type}/${id}/_history/${d}`);
-    await ensureVisible(svc, req.access, type, id);
+    need('r');
     return fhir.vread(svc, req, type, id, d);
   }
   if ((svc.resourceTypes.has(c) || c === '*') && d === undefined) {

@@ -10,25 +10,22 @@ import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
 import { historyBundle } from './bundles';
-import { checkWrite, restrictScopes, visible } from '../policy/access';
+import { ensureVisible, isConfined, restrictScopes, visible, writeGuard, type WriteGuard } from '../policy/access';
 
 /**
- * The resource to store with its index, after validation (base R4, meta.profile, required profiles):
- * errors throw 422 with every issue; warnings are added to `warnings` for the response.
+ * The resource to store with its index, after validation (base R4, meta.profile, required profiles)
+ * and the policy's check of the new content: errors throw 422 with every issue; warnings are added
+ * to `warnings` for the response.
  */
-const indexed = (svc: Services, req: FhirRequest, perm: 'c' | 'u', current: StoredVersion | undefined, resource: Resource, warnings?: Issue[]): WriteInput => {
-  const found = svc.validator?.check(resource) ?? [];
-  warnings?.push(...found);
+const indexed = (svc: Services, req: FhirRequest, guard: WriteGuard, resource: Resource, warnings: Issue[]): WriteInput => {
+  warnings.length = 0;
+  warnings.push(...(svc.validator?.check(resource) ?? []));
   const index = extractIndex(svc.registry, resource, req.baseUrl);
-  checkWrite(req.access, perm, resource.resourceType, resource.id!, currentIndex(svc, req, current), index);
+  guard.next(resource.resourceType, resource.id!, index);
   return { resource, index };
 };
 
-/** The index entries of the current version, for the policy's check of a write (only when the caller is confined). */
-function currentIndex(svc: Services, req: FhirRequest, current: StoredVersion | undefined) {
-  if (!req.access || !current || current.deleted || !current.json) return undefined;
-  return extractIndex(svc.registry, JSON.parse(current.json) as Resource, req.baseUrl);
-}
+const guardOf = (svc: Services, req: FhirRequest, perm: 'c' | 'u' | 'd', type: string, id: string) => writeGuard(svc, req.access, perm, type, id, req.baseUrl);
 
 function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what: string): void {
   if (req.ifMatch === undefined) return;
@@ -124,10 +121,10 @@ export async function create(svc: Services, req: FhirRequest, type: string): Pro
 async function createNew(svc: Services, req: FhirRequest, type: string, body: Resource): Promise<FhirResponse> {
   const id = req.assignedId ?? randomUUID();
   const warnings: Issue[] = [];
+  const guard = await guardOf(svc, req, 'c', type, id);
   const result = await svc.store.write(type, id, (current, next) => {
     if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
-    warnings.length = 0;
-    return indexed(svc, req, 'c', undefined, stamp(body, id, next.versionId, next.lastUpdated), warnings);
+    return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
   });
   return writeResponse(svc, req, 201, result.version, `Created ${type}/${id}`, warnings);
 }
@@ -135,6 +132,7 @@ async function createNew(svc: Services, req: FhirRequest, type: string, body: Re
 export async function read(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   const v = await svc.store.read(type, id);
   if (!v) throw notFound(`${type}/${id} is not known`);
+  await ensureVisible(svc, req.access, v, req.baseUrl);
   if (v.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`, undefined, { ETag: etag(v.versionId), 'Last-Modified': httpDate(v.lastUpdated) });
   const headers = versionHeaders(v, req.baseUrl, false);
   if (req.ifNoneMatch !== undefined && versionOfEtag(req.ifNoneMatch) === String(v.versionId)) return { status: 304, headers };
@@ -149,6 +147,7 @@ export async function vread(svc: Services, req: FhirRequest, type: string, id: s
   const n = Number(vid);
   const v = /^\d+$/.test(vid) ? await svc.store.vread(type, id, n) : undefined;
   if (!v) throw notFound(`${type}/${id} has no version ${vid}`);
+  await ensureVisible(svc, req.access, v, req.baseUrl);
   if (v.deleted) throw new FhirError(410, 'deleted', `Version ${vid} of ${type}/${id} is a deletion`, undefined, { ETag: etag(v.versionId) });
   return { status: 200, headers: versionHeaders(v, req.baseUrl, false), raw: v.json };
 }
@@ -159,10 +158,11 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
   if (body.id === undefined) throw badRequest(`The ${type} in the body has no id; an update needs id "${id}" in the body`, `${type}.id`);
   if (body.id !== id) throw badRequest(`The id in the body (${body.id}) does not match the id in the URL (${id})`, `${type}.id`);
   const warnings: Issue[] = [];
+  const guard = await guardOf(svc, req, 'u', type, id);
   const result = await svc.store.write(type, id, (current, next) => {
+    guard.existing(current);
     checkIfMatch(req, current, `${type}/${id}`);
-    warnings.length = 0;
-    return indexed(svc, req, 'u', current, stamp(body, id, next.versionId, next.lastUpdated), warnings);
+    return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
   });
   const created = !result.previous || result.previous.deleted;
   return writeResponse(svc, req, created ? 201 : 200, result.version, `${created ? 'Created' : 'Updated'} ${type}/${id}`, warnings);
@@ -183,7 +183,10 @@ async function conditionalUpdateNow(svc: Services, req: FhirRequest, type: strin
   }
   if (body.id !== undefined) {
     const existing = await svc.store.read(type, body.id);
-    if (existing && !existing.deleted) throw new FhirError(409, 'conflict', `${type}/${body.id} exists but does not match the criteria of the conditional update`);
+    // one the token may not see is left to update(), which answers as for an unknown resource
+    if (existing && !existing.deleted && (await visible(svc, req.access, [existing], 'r', req.baseUrl)).length > 0) {
+      throw new FhirError(409, 'conflict', `${type}/${body.id} exists but does not match the criteria of the conditional update`);
+    }
     return update(svc, req, type, body.id);
   }
   return createNew(svc, req, type, body);
@@ -227,14 +230,15 @@ export function applyJsonPatch(type: string, current: Resource, ops: unknown): R
 export async function patch(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   if (req.bodyKind !== 'json-patch') throw new FhirError(415, 'not-supported', 'PATCH takes a JSON Patch document (Content-Type: application/json-patch+json); FHIRPath Patch is not supported');
   const warnings: Issue[] = [];
+  const guard = await guardOf(svc, req, 'u', type, id);
   const result = await svc.store.write(type, id, (current, next) => {
     if (!current) throw notFound(`${type}/${id} is not known`);
+    guard.existing(current);
     if (current.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`);
     checkIfMatch(req, current, `${type}/${id}`);
     const patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
     resourceBody(svc, patched, type);
-    warnings.length = 0;
-    return indexed(svc, req, 'u', current, stamp(patched, id, next.versionId, next.lastUpdated), warnings);
+    return indexed(svc, req, guard, stamp(patched, id, next.versionId, next.lastUpdated), warnings);
   });
   return writeResponse(svc, req, 200, result.version, `Patched ${type}/${id}`, warnings);
 }
@@ -253,9 +257,10 @@ function deleteResponse(req: FhirRequest, result: WriteResult | undefined, messa
 }
 
 export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
+  const guard = await guardOf(svc, req, 'd', type, id);
   const result = await svc.store.write(type, id, (current) => {
     if (!current) throw notFound(`${type}/${id} is not known`);
-    checkWrite(req.access, 'd', type, id, currentIndex(svc, req, current), undefined);
+    guard.existing(current);
     checkIfMatch(req, current, `${type}/${id}`);
     if (current.deleted) return null;
     return { resource: null, index: emptyIndex() };
@@ -291,10 +296,15 @@ export async function history(svc: Services, req: FhirRequest, type?: string, id
   if (type && id) {
     const current = await svc.store.read(type, id);
     if (!current) throw notFound(`${type}/${id} is not known`);
+    await ensureVisible(svc, req.access, current, req.baseUrl);
   }
   const page = await svc.store.history({ type, id, since, count, cursor });
-  // a confined token sees the versions of the resources it may see (a page may then hold fewer entries)
-  if (req.access) page.items = await visible(svc, req.access, page.items, id ? 'r' : 's');
+  // a confined token sees the versions it may see, each judged on its own content (a page may then
+  // hold fewer entries), and no count of the versions it may not see
+  if (req.access && isConfined(req.access)) {
+    page.items = await visible(svc, req.access, page.items, id ? 'r' : 's', req.baseUrl);
+    page.total = undefined;
+  }
   const self = [req.baseUrl, type, id, '_history'].filter(Boolean).join('/');
   const kept = req.query.filter(([k]) => k === '_since');
   return { status: 200, headers: {}, raw: historyBundle(req.baseUrl, self, kept, count, page) };

@@ -1,12 +1,13 @@
 import type { OperationOutcome } from 'fhir/r4';
 import { badRequest, FhirError, notFound, operationOutcome, type Issue } from '../outcome';
-import { r4Elements, r4PatientCompartment } from '../r4';
+import { r4Elements } from '../r4';
+import { compartmentCondition, patientCompartmentTypes } from '../search/compartment';
 import { parseSearch, type ParsedSearch, type Summary } from '../search/parse';
-import type { Condition, Include, Scope, SearchPlan } from '../search/plan';
+import type { Include, Scope, SearchPlan } from '../search/plan';
 import type { StoredVersion } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { searchBundle, type BundleMatch } from './bundles';
-import { requirePermission, restrictScopes, visible } from '../policy/access';
+import { ensureVisible, requirePermission, restrictScopes, visible } from '../policy/access';
 
 const MAX_ITERATIONS = 4;
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED', display: 'subsetted' };
@@ -85,7 +86,7 @@ async function included(svc: Services, req: FhirRequest, matches: StoredVersion[
       }
     }
     // only what the token may see is included, or followed further
-    const shown = await visible(svc, req.access, found, 's');
+    const shown = await visible(svc, req.access, found, 's', req.baseUrl);
     out.push(...shown);
     frontier = shown;
   }
@@ -122,7 +123,7 @@ async function withContainers(svc: Services, req: FhirRequest, matches: StoredVe
   const refs = [...new Map(matches.map((v) => (v.container ? [`${v.container.type}/${v.container.id}`, { type: v.container.type, id: v.container.id }] : [refOf(v), { type: v.type, id: v.id }]))).values()];
   const found = new Map((await svc.store.readMany(refs)).map((v) => [refOf(v), v]));
   const containers = refs.map((r) => found.get(`${r.type}/${r.id}`)).filter((v): v is StoredVersion => !!v);
-  return visible(svc, req.access, containers, 's');
+  return visible(svc, req.access, containers, 's', req.baseUrl);
 }
 
 /** Runs a plan and answers with a searchset Bundle. */
@@ -154,27 +155,10 @@ export async function typeSearch(svc: Services, req: FhirRequest, type: string, 
   return answer(svc, req, `${req.baseUrl}/${type}`, params, parsed, parsed.ignored);
 }
 
-/** The compartment parameters of a type in the Patient compartment (empty: not in it). */
-export function patientCompartmentParams(type: string): string[] {
-  return r4PatientCompartment().resource?.find((r) => r.code === type)?.param ?? [];
-}
-
-function compartmentCondition(type: string, patientId: string): Condition | undefined {
-  const params = patientCompartmentParams(type);
-  const byParam: Condition[] = params.map((p) => ({ kind: 'key', param: p, keys: [`Patient/${patientId}`] }));
-  if (type === 'Patient') byParam.push({ kind: 'id', ids: [patientId] });
-  if (byParam.length === 0) return undefined;
-  return byParam.length === 1 ? byParam[0] : { kind: 'any', conditions: byParam };
-}
-
-export function patientCompartmentTypes(svc: Services): string[] {
-  return [...svc.resourceTypes].filter((t) => t === 'Patient' || patientCompartmentParams(t).length > 0);
-}
-
 /** `GET Patient/123/Observation?...`: the search, within the patient's compartment. */
 export async function compartmentSearch(svc: Services, req: FhirRequest, compartment: string, id: string, type: string, params: [string, string][]): Promise<FhirResponse> {
   if (compartment !== 'Patient') throw new FhirError(400, 'not-supported', `Only the Patient compartment is supported, not ${compartment}`);
-  const types = type === '*' ? patientCompartmentTypes(svc) : [type];
+  const types = type === '*' ? patientCompartmentTypes(svc.resourceTypes) : [type];
   const scopes: Scope[] = [];
   let first: ParsedSearch | undefined;
   for (const t of types) {
@@ -210,12 +194,14 @@ export async function systemSearch(svc: Services, req: FhirRequest, params: [str
 /** `Patient/123/$everything`: the patient and everything in their compartment. */
 export async function everything(svc: Services, req: FhirRequest, id: string): Promise<FhirResponse> {
   const patient = await svc.store.read('Patient', id);
-  if (!patient || patient.deleted) throw notFound(`Patient/${id} is not known`);
+  if (!patient) throw notFound(`Patient/${id} is not known`);
+  await ensureVisible(svc, req.access, patient, req.baseUrl);
+  if (patient.deleted) throw notFound(`Patient/${id} is not known`);
   const allowed = new Set(['_since', '_type', '_count', '_cursor', '_format', '_pretty']);
   for (const [k] of req.query) if (!allowed.has(k)) throw badRequest(`$everything does not take the parameter "${k}" (it takes _since, _type, _count)`);
   const since = req.query.find(([k]) => k === '_since')?.[1];
   const typeFilter = req.query.filter(([k]) => k === '_type').flatMap(([, v]) => v.split(','));
-  const all = patientCompartmentTypes(svc);
+  const all = patientCompartmentTypes(svc.resourceTypes);
   for (const t of typeFilter) if (!all.includes(t)) throw badRequest(`_type: ${t} is not in the Patient compartment`);
   const types = typeFilter.length ? typeFilter : all;
   const criteria: [string, string][] = since ? [['_lastUpdated', `ge${since}`]] : [];

@@ -4,16 +4,21 @@
  * 1. the scope check (`require`): the token's scopes must grant the interaction's permission on
  *    the resource type (create c, read/vread r, update/patch u, delete d, search s);
  * 2. the confinement of `patient/` scopes to the token's patient compartment and of granular scopes
- *    to their query (`restriction`, `visible`, `checkWrite`), applied by the store (a search plan
- *    condition), never by scanning resources;
+ *    to their query (`restriction`): for searches, conditions added to every scope of the plan and to
+ *    every chained target and `_has` source in it (`restrictScopes`), applied by the store, never by
+ *    scanning resources; for what is shown by id (read, vread, history, includes), the same
+ *    conditions judged on each version's own content (`visible`); for writes, the resource as it is
+ *    and as it will be (`writeGuard`);
  * 3. the patient's own access rules (`patientRules`): a hook, not yet implemented, for the Consent
  *    resources of a later issue. It sees the decision of steps 1 and 2 and may only narrow it.
  *
  * The scope is a ceiling, not a grant: step 3 may refuse what the scopes allow.
  */
-import { FhirError } from '../outcome';
-import { r4PatientCompartment } from '../r4';
-import type { IndexEntries } from '../search/extract';
+import type { Resource } from 'fhir/r4';
+import { FhirError, notFound } from '../outcome';
+import { compartmentCondition, compartmentLinks, patientCompartmentParams } from '../search/compartment';
+import { extractIndex, type IndexEntries } from '../search/extract';
+import { matchesAll, paramsOf, type ScopeLookup } from '../search/match';
 import { parseSearch } from '../search/parse';
 import type { Condition, Scope } from '../search/plan';
 import type { SearchParamRegistry } from '../search/registry';
@@ -80,24 +85,17 @@ export function requirePermission(access: Access | undefined, perm: Permission, 
   throw forbidden(`The token's scopes do not allow ${PERMISSION_NAME[perm]} on ${type} (it has: ${access.scope || 'no scope'})`);
 }
 
+/** Whether some of the token's scopes confine it (a patient/ scope, a granular query): what it is shown is then judged one by one. */
+export function isConfined(access: Access): boolean {
+  return access.scopes.some((s) => s.context === 'patient' || s.query !== undefined);
+}
+
 /** Only a system/ token with every permission on every type (the administrator's) passes. */
 export function requireAdministrator(access: Access | undefined, what: string): void {
   if (!access) return;
   if (!access.scopes.some((s) => s.context === 'system' && s.type === '*' && ['c', 'r', 'u', 'd', 's'].every((p) => s.permissions.has(p as Permission)))) {
     throw forbidden(`${what} needs a system/*.cruds token`);
   }
-}
-
-/** The compartment parameters of a type in the Patient compartment (empty: not in it). */
-export function patientCompartmentParams(type: string): string[] {
-  return r4PatientCompartment().resource?.find((r) => r.code === type)?.param ?? [];
-}
-
-export function compartmentCondition(type: string, patientId: string): Condition | undefined {
-  const byParam: Condition[] = patientCompartmentParams(type).map((p) => ({ kind: 'key', param: p, keys: [`Patient/${patientId}`] }));
-  if (type === 'Patient') byParam.push({ kind: 'id', ids: [patientId] });
-  if (byParam.length === 0) return undefined;
-  return byParam.length === 1 ? byParam[0] : { kind: 'any', conditions: byParam };
 }
 
 /** The conditions of a granular scope's query, parsed by the same parser as a search. */
@@ -135,7 +133,37 @@ export function restriction(svc: PolicyServices, access: Access | undefined, per
   return [...conditions, { kind: 'any', conditions: alternatives.map((a) => a[0]) }];
 }
 
-/** Adds the token's restriction to every scope of a search plan; the types the token may not search are left out. */
+/** The restriction of `type` for a search nested in another one (a chained target, a `_has` source): NOTHING when the token may not search it. */
+function nestedRestriction(svc: PolicyServices, access: Access, type: string): Condition[] {
+  if (!allows(access, 's', type)) return [NOTHING];
+  const extra = restriction(svc, access, 's', type);
+  return extra.includes(NOTHING) ? [NOTHING] : extra;
+}
+
+/**
+ * A condition whose chained targets and `_has` sources are searched under the same restrictions as a
+ * direct search of their type: a chain through another patient's resource matches nothing.
+ */
+function confine(svc: PolicyServices, access: Access, c: Condition): Condition {
+  switch (c.kind) {
+    case 'any':
+    case 'all':
+      return { ...c, conditions: c.conditions.map((x) => confine(svc, access, x)) };
+    case 'chain': {
+      const byType = c.targetTypes.map((t): Condition => ({ kind: 'chain', param: c.param, targetTypes: [t], conditions: [...c.conditions.map((x) => confine(svc, access, x)), ...nestedRestriction(svc, access, t)] }));
+      return byType.length === 1 ? byType[0] : { kind: 'any', conditions: byType };
+    }
+    case 'has':
+      return { ...c, conditions: [...c.conditions.map((x) => confine(svc, access, x)), ...nestedRestriction(svc, access, c.sourceType)] };
+    default:
+      return c;
+  }
+}
+
+/**
+ * Adds the token's restriction to every scope of a search plan, and to every chained target and
+ * `_has` source inside it; the types the token may not search are left out.
+ */
 export function restrictScopes(svc: PolicyServices, access: Access | undefined, scopes: Scope[], perm: 'r' | 's' = 's'): Scope[] {
   if (!access) return scopes;
   const out: Scope[] = [];
@@ -143,76 +171,112 @@ export function restrictScopes(svc: PolicyServices, access: Access | undefined, 
     if (!allows(access, perm, s.type)) continue;
     const extra = restriction(svc, access, perm, s.type);
     if (extra.includes(NOTHING)) continue; // a type outside the patient compartment
-    out.push({ type: s.type, conditions: [...s.conditions, ...extra] });
+    out.push({ type: s.type, conditions: [...s.conditions.map((c) => confine(svc, access, c)), ...extra] });
   }
   return out;
 }
 
 /**
- * Step 2 for reads, history and _include: the versions whose resource the token may see. The test
- * is on the resource's current version, through the store (one search per type): a `patient/`
- * token sees a resource, and its history, while the resource is in its patient's compartment.
+ * The version whose content decides who may see or touch a resource at that point of its history:
+ * the version itself, or for a deletion (which has no content) the last live version before it.
  */
-export async function visible(svc: PolicyServices, access: Access | undefined, versions: StoredVersion[], perm: 'r' | 's' = 'r'): Promise<StoredVersion[]> {
-  if (!access || versions.length === 0) return versions;
-  const byType = new Map<string, Set<string>>();
-  for (const v of versions) {
-    if (!allows(access, perm, v.type)) continue;
-    byType.set(v.type, (byType.get(v.type) ?? new Set()).add(v.id));
-  }
-  const ok = new Set<string>();
-  for (const [type, ids] of byType) {
-    const conditions = restriction(svc, access, perm, type);
-    if (conditions.length === 0) {
-      for (const id of ids) ok.add(`${type}/${id}`);
-      continue;
-    }
-    const page = await svc.store.search({ scopes: [{ type, conditions: [{ kind: 'id', ids: [...ids] }, ...conditions] }], sort: [], count: ids.size, total: 'none' });
-    for (const v of page.items) ok.add(`${v.type}/${v.id}`);
-  }
-  return patientRules(access, versions.filter((v) => ok.has(`${v.type}/${v.id}`)));
+export async function decidingVersion(store: ResourceStore, v: StoredVersion): Promise<StoredVersion | undefined> {
+  let at: StoredVersion | undefined = v;
+  while (at?.deleted && at.versionId > 1) at = await store.vread(at.type, at.id, at.versionId - 1);
+  return at && !at.deleted ? at : undefined;
 }
 
-/** Throws 404 (the same answer as for an unknown resource) when the token may not see `type/id`. */
-export async function ensureVisible(svc: PolicyServices, access: Access | undefined, type: string, id: string, perm: 'r' | 's' = 'r'): Promise<void> {
-  requirePermission(access, perm, type);
-  if (!access || restriction(svc, access, perm, type).length === 0) return;
-  const probe: StoredVersion = { type, id, versionId: 0, lastUpdated: 0, deleted: false };
-  if ((await visible(svc, access, [probe], perm)).length === 0) throw new FhirError(404, 'not-found', `${type}/${id} is not known`);
-}
-
-/** Whether index entries put a resource in a patient's compartment. */
-function inCompartment(type: string, id: string, index: IndexEntries, patientId: string): boolean {
-  if (type === 'Patient') return id === patientId;
-  const params = new Set(patientCompartmentParams(type));
-  const key = `Patient/${patientId}`;
-  return index.keys.some((k) => params.has(k.param) && k.key === key);
+/** Live resources of a scope, as the store answers them: how chains and `_has` in a restriction are judged. */
+function storeLookup(store: ResourceStore): ScopeLookup {
+  return async (scope, ids) => {
+    const conditions: Condition[] = ids ? [{ kind: 'id', ids }, ...scope.conditions] : scope.conditions;
+    const page = await store.search({ scopes: [{ type: scope.type, conditions }], sort: [], count: ids?.length ?? 1, total: 'none' });
+    return page.items.map((v) => v.id);
+  };
 }
 
 /**
- * Step 2 for writes, inside the store's atomic section: the permission on the type, and for a
- * confined token, the current version (if any) and the new content (if any) in the compartment.
- * Granular scopes with a query grant reads and searches only: a write needs a scope without query.
+ * Step 2 for everything shown (read, vread, history, includes): the versions the token may see.
+ * Each version is judged on its own content (a deletion on the last live version before it), with
+ * the same conditions a search applies, so an earlier version of a resource that has since left
+ * (or entered) the token's reach is shown exactly when it was within it.
  */
-export function checkWrite(
-  access: Access | undefined,
-  perm: 'c' | 'u' | 'd',
-  type: string,
-  id: string,
-  current: IndexEntries | undefined,
-  next: IndexEntries | undefined,
-): void {
-  if (!access) return;
+export async function visible(svc: PolicyServices, access: Access | undefined, versions: StoredVersion[], perm: 'r' | 's' = 'r', baseUrl?: string): Promise<StoredVersion[]> {
+  if (!access || versions.length === 0) return versions;
+  const byType = new Map<string, Condition[] | undefined>();
+  const lookup = storeLookup(svc.store);
+  const out: StoredVersion[] = [];
+  for (const v of versions) {
+    if (!byType.has(v.type)) byType.set(v.type, allows(access, perm, v.type) ? restriction(svc, access, perm, v.type) : undefined);
+    const conditions = byType.get(v.type);
+    if (!conditions || conditions.includes(NOTHING)) continue;
+    if (conditions.length === 0) {
+      out.push(v);
+      continue;
+    }
+    const judged = await decidingVersion(svc.store, v);
+    if (!judged?.json) continue;
+    const index = extractIndex(svc.registry, JSON.parse(judged.json) as Resource, baseUrl, paramsOf(conditions));
+    if (await matchesAll(conditions, { type: v.type, id: v.id, lastUpdated: judged.lastUpdated, index }, lookup)) out.push(v);
+  }
+  return patientRules(access, out);
+}
+
+/** Throws 404 (the same answer as for an unknown resource) when the token may not see this version. */
+export async function ensureVisible(svc: PolicyServices, access: Access | undefined, v: StoredVersion, baseUrl?: string, perm: 'r' | 's' = 'r'): Promise<void> {
+  if ((await visible(svc, access, [v], perm, baseUrl)).length === 0) throw notFound(`${v.type}/${v.id} is not known`);
+}
+
+/**
+ * Step 2 for writes. The checks run inside the store's atomic section (pure, on the version the
+ * store hands over); what they need from before (the last live version of a deleted resource) is
+ * read by writeGuard first.
+ */
+export interface WriteGuard {
+  /** 404 when the token may not touch the resource as it is now: a deleted one is judged on its last live version */
+  existing(current: StoredVersion | undefined): void;
+  /** 403 when the new content would reach beyond the token's patient */
+  next(type: string, id: string, index: IndexEntries): void;
+}
+
+const FREE: WriteGuard = { existing: () => undefined, next: () => undefined };
+
+/**
+ * The checks of a write with `perm` on `type/id`: the permission (403), and for a `patient/` token,
+ * that the resource as it is (or was, if deleted) is in its patient's compartment (404 otherwise,
+ * as for an unknown resource) and that every compartment link of the new content points to its
+ * patient (403). Granular scopes with a query grant reads and searches only.
+ */
+export async function writeGuard(svc: PolicyServices, access: Access | undefined, perm: 'c' | 'u' | 'd', type: string, id: string, baseUrl?: string): Promise<WriteGuard> {
+  if (!access) return FREE;
   const scopes = matching(access, perm, type).filter((s) => !s.query);
   if (scopes.length === 0) {
     if (matching(access, perm, type).length > 0) throw forbidden(`Granular scopes (with a query) do not allow ${PERMISSION_NAME[perm]}; ask for ${access.scopes.find((s) => s.query)?.context ?? 'patient'}/${type}.${perm} without query`);
     requirePermission(access, perm, type);
   }
-  if (scopes.some((s) => s.context !== 'patient')) return patientRulesForWrite(access, type, id);
-  const patientId = access.patient!;
-  if (current && !inCompartment(type, id, current, patientId)) throw new FhirError(404, 'not-found', `${type}/${id} is not known`);
-  if (next && !inCompartment(type, id, next, patientId)) throw forbidden(`A patient/ token writes only in its patient's compartment: this ${type} would not be in the compartment of Patient/${patientId}`);
-  patientRulesForWrite(access, type, id);
+  if (scopes.some((s) => s.context !== 'patient')) return { existing: () => patientRulesForWrite(access, type, id), next: () => undefined };
+  const own = `Patient/${access.patient!}`;
+  const params = new Set(patientCompartmentParams(type));
+  const linksOf = (v: StoredVersion) => compartmentLinks(type, id, extractIndex(svc.registry, JSON.parse(v.json!) as Resource, baseUrl, params));
+  // a deleted resource is judged on its last live version, read now: the atomic section checks it is still the one deleted
+  const before = perm === 'c' ? undefined : await svc.store.read(type, id);
+  const lastLive = before?.deleted ? await decidingVersion(svc.store, before) : undefined;
+  const lastLiveLinks = lastLive ? linksOf(lastLive) : [];
+  return {
+    existing(current) {
+      if (!current) return;
+      if (current.deleted && current.versionId !== before?.versionId) throw new FhirError(409, 'conflict', `${type}/${id} changed while this request was being checked; send it again`);
+      const links = current.deleted ? lastLiveLinks : linksOf(current);
+      if (!links.includes(own)) throw notFound(`${type}/${id} is not known`);
+      patientRulesForWrite(access, type, id);
+    },
+    next(t, i, index) {
+      const links = compartmentLinks(t, i, index);
+      const foreign = links.filter((l) => l !== own);
+      if (links.length === 0) throw forbidden(`A patient/ token writes only in its patient's compartment: this ${t} would not be in the compartment of ${own}`);
+      if (foreign.length > 0) throw forbidden(`A patient/ token writes only resources of its own patient: this ${t} also points to ${foreign.join(', ')}`);
+    },
+  };
 }
 
 /**

@@ -266,11 +266,14 @@ function addComposite(out: Collector, def: SearchParamDef, node: PathNode, baseU
   }
 }
 
-/** Evaluates every indexed SearchParameter of the resource's type and returns its normalized entries. */
-export function extractIndex(registry: SearchParamRegistry, resource: { resourceType: string }, baseUrl?: string): IndexEntries {
-  const index = indexOf(registry, resource, baseUrl);
+/**
+ * Evaluates every indexed SearchParameter of the resource's type and returns its normalized entries;
+ * with `only`, just those parameters (by code) and no contained resources.
+ */
+export function extractIndex(registry: SearchParamRegistry, resource: { resourceType: string }, baseUrl?: string, only?: ReadonlySet<string>): IndexEntries {
+  const index = indexOf(registry, resource, baseUrl, only);
   const contained = (resource as { contained?: unknown }).contained;
-  if (Array.isArray(contained)) {
+  if (Array.isArray(contained) && !only) {
     index.contained = contained
       .filter((c): c is { resourceType: string; id: string } => isObj(c) && typeof c.resourceType === 'string' && typeof c.id === 'string')
       .map((c) => ({ type: c.resourceType, cid: c.id, json: JSON.stringify(c), index: indexOf(registry, c, baseUrl) }));
@@ -278,9 +281,10 @@ export function extractIndex(registry: SearchParamRegistry, resource: { resource
   return index;
 }
 
-function indexOf(registry: SearchParamRegistry, resource: { resourceType: string }, baseUrl?: string): IndexEntries {
+function indexOf(registry: SearchParamRegistry, resource: { resourceType: string }, baseUrl?: string, only?: ReadonlySet<string>): IndexEntries {
   const out = new Collector();
   for (const def of registry.forType(resource.resourceType).values()) {
+    if (only && !only.has(def.code)) continue;
     let nodes;
     try {
       nodes = def.evaluate(resource).map(asNode);

@@ -1,0 +1,221 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { eachEngine, FHIR_JSON, ids, anonymous, request } from '../helpers/http';
+import { hasTransactions } from '../helpers/engines';
+import { authorizeThroughForms, exchangeCode, pkce } from '../helpers/smart';
+
+/**
+ * The holes an attacker found with two patients' tokens (issue "Close the isolation holes"): each way
+ * into another patient's data, tried with patient A's token against patient B's data.
+ */
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-isolation-'));
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const PASSWORD = 'Motdepasse1!';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+eachEngine(
+  'isolation of patient/ tokens',
+  (h) => {
+    let A: string, B: string, practitioner: string;
+    let tokenA: string;
+
+    const tokenOf = async (login: string, to: string, scope = 'openid launch/patient patient/*.cruds') => {
+      const { verifier, challenge } = pkce();
+      const back = await authorizeThroughForms(h.app, { clientId: 'carnet', redirectUri: REDIRECT, scope, login, password: PASSWORD, to, dataDir, challenge });
+      const res = await exchangeCode(h.app, { code: back.searchParams.get('code')!, clientId: 'carnet', redirectUri: REDIRECT, verifier });
+      expect(res.status).toBe(200);
+      return res.body.access_token as string;
+    };
+    const as = (token: string) => {
+      const auth = (t: ReturnType<ReturnType<typeof anonymous>['get']>) => t.set('Authorization', `Bearer ${token}`);
+      return {
+        get: (p: string) => auth(anonymous(h.app).get(p)),
+        post: (p: string, body: unknown, headers: Record<string, string> = {}) => auth(anonymous(h.app).post(p)).set('Content-Type', FHIR_JSON).set(headers).send(JSON.stringify(body)),
+        put: (p: string, body: unknown, headers: Record<string, string> = {}) => auth(anonymous(h.app).put(p)).set('Content-Type', FHIR_JSON).set(headers).send(JSON.stringify(body)),
+        patch: (p: string, ops: unknown, headers: Record<string, string> = {}) => auth(anonymous(h.app).patch(p)).set('Content-Type', 'application/json-patch+json').set(headers).send(JSON.stringify(ops)),
+        delete: (p: string) => auth(anonymous(h.app).delete(p)),
+      };
+    };
+    const admin = () => request(h.app);
+    const allergy = (patient: string, code: string, extra: Json = {}) => ({
+      resourceType: 'AllergyIntolerance',
+      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' }] },
+      code: { coding: [{ system: 'http://snomed.info/sct', code }], text: code },
+      patient: { reference: `Patient/${patient}` },
+      ...extra,
+    });
+    const message = (extra: Json) => ({ resourceType: 'Communication', status: 'completed', payload: [{ contentString: 'Bonjour' }], ...extra });
+    const entryIds = (bundle: Json) => (bundle.entry ?? []).map((e: Json) => `${e.resource?.resourceType}/${e.resource?.id}`);
+    const expectNotFound = (res: { status: number; body: Json }) => {
+      expect(res.status).toBe(404);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].code).toBe('not-found');
+    };
+
+    beforeAll(async () => {
+      A = (await h.create({ resourceType: 'Patient', name: [{ family: 'Lefèvre', given: ['Hélène'] }], birthDate: '1980-08-01' })).id;
+      B = (await h.create({ resourceType: 'Patient', name: [{ family: 'Martin', given: ['Bernard'] }], birthDate: '1975-03-14' })).id;
+      practitioner = (await h.create({ resourceType: 'Practitioner', name: [{ family: 'Durand' }] })).id;
+      await h.services.auth!.clients.add({ clientId: 'carnet', name: 'Carnet', kind: 'patient-app', redirectUris: [REDIRECT], scope: 'openid launch/patient patient/*.cruds', authMethod: 'none' });
+      await h.services.auth!.accounts.add({ login: 'helene', password: PASSWORD, patientId: A, channel: 'email', to: 'helene@example.fr' });
+      tokenA = await tokenOf('helene', 'helene@example.fr');
+    });
+
+    describe('a deleted resource of another patient', () => {
+      let deleted: string;
+      beforeAll(async () => {
+        deleted = (await h.create(allergy(B, '91935009'))).id;
+        expect((await admin().delete(`/fhir/AllergyIntolerance/${deleted}`)).status).toBe(204);
+      });
+
+      test('cannot be revived into the own compartment: PUT, conditional PUT with its id, PATCH and DELETE answer 404 as for an unknown id', async () => {
+        const a = as(tokenA);
+        expectNotFound(await a.put(`/fhir/AllergyIntolerance/${deleted}`, { ...allergy(A, '91935009'), id: deleted }));
+        expectNotFound(await a.put(`/fhir/AllergyIntolerance?code=nothing-matches`, { ...allergy(A, '91935009'), id: deleted }));
+        expectNotFound(await a.patch(`/fhir/AllergyIntolerance/${deleted}`, [{ op: 'replace', path: '/patient/reference', value: `Patient/${A}` }]));
+        expectNotFound(await a.delete(`/fhir/AllergyIntolerance/${deleted}`));
+        // and nothing was written: the resource is still B's deleted one, at the version of its deletion
+        const now = await admin().get(`/fhir/AllergyIntolerance/${deleted}/_history`);
+        expect(now.body.entry.length).toBe(2);
+        expect((await admin().get(`/fhir/AllergyIntolerance/${deleted}`)).status).toBe(410);
+      });
+
+      test('its versions are not shown: read, vread, instance, type and system history', async () => {
+        const a = as(tokenA);
+        expectNotFound(await a.get(`/fhir/AllergyIntolerance/${deleted}`));
+        expectNotFound(await a.get(`/fhir/AllergyIntolerance/${deleted}/_history/1`));
+        expectNotFound(await a.get(`/fhir/AllergyIntolerance/${deleted}/_history/2`));
+        expectNotFound(await a.get(`/fhir/AllergyIntolerance/${deleted}/_history`));
+        const typeHistory = await a.get('/fhir/AllergyIntolerance/_history?_count=100');
+        expect(typeHistory.status).toBe(200);
+        expect(entryIds(typeHistory.body)).not.toContain(`AllergyIntolerance/${deleted}`);
+        expect((typeHistory.body.entry ?? []).some((e: Json) => e.request?.url?.includes(deleted))).toBe(false);
+        const systemHistory = await a.get('/fhir/_history?_count=1000');
+        expect((systemHistory.body.entry ?? []).some((e: Json) => e.fullUrl?.includes(deleted) || e.request?.url?.includes(deleted))).toBe(false);
+        // a confined token is not told how many versions exist server-wide
+        expect(typeHistory.body.total).toBeUndefined();
+      });
+
+      test('an own deleted resource is the patient’s: 410 on read, and it may be written again', async () => {
+        const a = as(tokenA);
+        const own = (await a.post('/fhir/AllergyIntolerance', allergy(A, '300916003'))).body.id;
+        expect((await a.delete(`/fhir/AllergyIntolerance/${own}`)).status).toBe(204);
+        expect((await a.get(`/fhir/AllergyIntolerance/${own}`)).status).toBe(410);
+        expect((await a.get(`/fhir/AllergyIntolerance/${own}/_history/1`)).status).toBe(200);
+        expect((await a.get(`/fhir/AllergyIntolerance/${own}/_history`)).body.entry.length).toBe(2);
+        expect((await a.put(`/fhir/AllergyIntolerance/${own}`, { ...allergy(A, '300916003'), id: own })).status).toBe(201);
+      });
+    });
+
+    test('each version is judged on its own content: one that was the patient’s stays visible, a later one of another patient does not', async () => {
+      const moved = await h.create(allergy(A, '227493005'));
+      const move = await admin().put(`/fhir/AllergyIntolerance/${moved.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...allergy(B, '227493005'), id: moved.id }));
+      expect(move.status).toBe(200);
+      const a = as(tokenA);
+      expect((await a.get(`/fhir/AllergyIntolerance/${moved.id}/_history/1`)).status).toBe(200);
+      expectNotFound(await a.get(`/fhir/AllergyIntolerance/${moved.id}/_history/2`));
+      expectNotFound(await a.get(`/fhir/AllergyIntolerance/${moved.id}`));
+      expectNotFound(await a.get(`/fhir/AllergyIntolerance/${moved.id}/_history`));
+      const history = (await a.get('/fhir/AllergyIntolerance/_history?_count=100')).body;
+      const versions = (history.entry ?? []).filter((e: Json) => e.resource?.id === moved.id).map((e: Json) => e.resource.meta.versionId);
+      expect(versions).toEqual(['1']);
+      // and it cannot be written back into the own compartment
+      expectNotFound(await a.put(`/fhir/AllergyIntolerance/${moved.id}`, { ...allergy(A, '227493005'), id: moved.id }));
+    });
+
+    describe('chains and _has', () => {
+      let toB: string, toA: string, encounterA: string;
+      beforeAll(async () => {
+        // a message between the two patients is in both compartments
+        toB = (await h.create(message({ sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Patient/${B}` }] }))).id;
+        toA = (await h.create(message({ sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Patient/${A}` }] }))).id;
+        await h.create(allergy(B, '91935009'));
+        encounterA = (await h.create({ resourceType: 'Encounter', status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' }, subject: { reference: `Patient/${A}` } })).id;
+        // another patient's observation that names A's encounter
+        await h.create({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] }, subject: { reference: `Patient/${B}` }, encounter: { reference: `Encounter/${encounterA}` } });
+      });
+
+      test('a chained target is searched under the restrictions of its type: another patient’s birth date and name are not revealed', async () => {
+        const a = as(tokenA);
+        // the search reaches the message (it is in A's compartment), but not through B's data
+        expect(ids((await a.get('/fhir/Communication?recipient:Patient.birthdate=1975-03-14')).body)).toEqual([]);
+        expect(ids((await a.get('/fhir/Communication?recipient:Patient.name=martin')).body)).toEqual([]);
+        expect(ids((await a.get('/fhir/Communication?recipient.name=martin')).body)).toEqual([]);
+        expect(ids((await a.get('/fhir/Communication?recipient:Patient.birthdate=1980-08-01')).body)).toEqual([toA]);
+        // the same searches for the administrator find what they ask for
+        expect(ids((await admin().get('/fhir/Communication?recipient:Patient.birthdate=1975-03-14')).body)).toEqual([toB]);
+      });
+
+      test('a _has source is searched under the restrictions of its type, also behind a chain', async () => {
+        const a = as(tokenA);
+        expect(ids((await a.get('/fhir/Communication?recipient:Patient._has:AllergyIntolerance:patient:code=91935009')).body)).toEqual([]);
+        expect(ids((await a.get('/fhir/Encounter?_has:Observation:encounter:code=2345-7')).body)).toEqual([]);
+        expect(ids((await admin().get('/fhir/Encounter?_has:Observation:encounter:code=2345-7')).body)).toEqual([encounterA]);
+        expect(ids((await admin().get('/fhir/Communication?recipient:Patient._has:AllergyIntolerance:patient:code=91935009')).body)).toEqual([toB]);
+      });
+
+      test('_include and _revinclude stay confined, also with :iterate', async () => {
+        const a = as(tokenA);
+        const inc = (await a.get(`/fhir/Communication?_id=${toB}&_include=Communication:recipient&_include=Communication:sender`)).body;
+        expect(entryIds(inc).sort()).toEqual([`Communication/${toB}`, `Patient/${A}`].sort());
+        const rev = (await a.get(`/fhir/Encounter?_id=${encounterA}&_revinclude=Observation:encounter&_include:iterate=Observation:subject`)).body;
+        expect(entryIds(rev)).toEqual([`Encounter/${encounterA}`]);
+      });
+    });
+
+    describe('writes into another patient’s record', () => {
+      test('a resource with any compartment link to another patient is refused (403), on create, update and in a batch', async () => {
+        const a = as(tokenA);
+        const refused = [
+          await a.post('/fhir/AllergyIntolerance', allergy(B, '91935009', { asserter: { reference: `Patient/${A}` } })),
+          await a.post('/fhir/AllergyIntolerance', allergy(A, '91935009', { asserter: { reference: `Patient/${B}` } })),
+          await a.post('/fhir/Communication', message({ subject: { reference: `Patient/${B}` }, sender: { reference: `Patient/${A}` } })),
+          await a.post('/fhir/Communication', message({ sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Patient/${B}` }] })),
+          await a.post('/fhir/Patient', { resourceType: 'Patient', link: [{ other: { reference: `Patient/${B}` }, type: 'seealso' }] }),
+        ];
+        for (const res of refused) {
+          expect(res.status).toBe(403);
+          expect(res.body.issue[0].code).toBe('forbidden');
+        }
+        expect(refused[0].body.issue[0].diagnostics).toContain(`Patient/${B}`);
+        const own = (await a.post('/fhir/AllergyIntolerance', allergy(A, '91935009'))).body.id;
+        expect((await a.put(`/fhir/AllergyIntolerance/${own}`, { ...allergy(A, '91935009', { recorder: { reference: `Patient/${B}` } }), id: own })).status).toBe(403);
+        expect((await a.patch(`/fhir/AllergyIntolerance/${own}`, [{ op: 'add', path: '/asserter', value: { reference: `Patient/${B}` } }])).status).toBe(403);
+        const batch = await a.post('/fhir', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'POST', url: 'AllergyIntolerance' }, resource: allergy(B, '91935009') }] });
+        expect(batch.body.entry[0].response.status).toMatch(/^403/);
+        // nothing of A's appears in B's record
+        expect(ids((await admin().get(`/fhir/AllergyIntolerance?patient=${B}&asserter=Patient/${A}`)).body)).toEqual([]);
+        expect(ids((await admin().get(`/fhir/Communication?subject=${B}`)).body)).toEqual([]);
+      });
+
+      test('a transaction with one entry into another patient’s record is refused as a whole', async () => {
+        if (!hasTransactions(h.services.store, h.engine.name, 'the cross-patient transaction test')) return;
+        const a = as(tokenA);
+        const tx = await a.post('/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'AllergyIntolerance' }, resource: allergy(A, '762952008') }, { request: { method: 'POST', url: 'Communication' }, resource: message({ subject: { reference: `Patient/${B}` }, sender: { reference: `Patient/${A}` } }) }] });
+        expect(tx.status).toBe(403);
+        expect(tx.body.issue[0].expression).toEqual(['Bundle.entry[1]']);
+        expect(ids((await admin().get('/fhir/AllergyIntolerance?code=762952008')).body)).toEqual([]);
+      });
+
+      test('a message to a professional is the patient’s to send', async () => {
+        const a = as(tokenA);
+        const sent = await a.post('/fhir/Communication', message({ subject: { reference: `Patient/${A}` }, sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Practitioner/${practitioner}` }] }));
+        expect(sent.status).toBe(201);
+      });
+    });
+
+    test('If-Match on another patient’s resource answers 404, not its version', async () => {
+      const other = await h.create(allergy(B, '91935009'));
+      const a = as(tokenA);
+      expectNotFound(await a.put(`/fhir/AllergyIntolerance/${other.id}`, { ...allergy(A, '91935009'), id: other.id }, { 'If-Match': 'W/"7"' }));
+      expectNotFound(await a.patch(`/fhir/AllergyIntolerance/${other.id}`, [{ op: 'replace', path: '/code/text', value: 'x' }], { 'If-Match': 'W/"7"' }));
+      const del = await as(tokenA).delete(`/fhir/AllergyIntolerance/${other.id}`).set('If-Match', 'W/"7"');
+      expectNotFound(del);
+    });
+  },
+  { dataDir },
+);
+
+afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
