@@ -19,6 +19,16 @@ export interface Config {
   maxCount: number;
   /** Most resources _include/_revinclude add to one page of results (MAX_INCLUDES, default 1000); more is reported, not sent. */
   maxIncludes: number;
+  /** Most entries in one batch or transaction Bundle (MAX_BUNDLE_ENTRIES, default 1000; 413 beyond). */
+  maxBundleEntries: number;
+  /** Largest resource a client may write, in bytes of JSON (MAX_RESOURCE_BYTES, default 2 MB; Binary excepted, bounded by BODY_LIMIT; 413 beyond). */
+  maxResourceBytes: number;
+  /** Most items in one JSON array of a request body (MAX_ARRAY_ITEMS, default 10000; Bundle.entry excepted, see MAX_BUNDLE_ENTRIES; 413 beyond). */
+  maxArrayItems: number;
+  /** Time budget of one request in milliseconds (REQUEST_TIME_LIMIT in seconds, default 30): a search or a Bundle still running then is stopped (503). */
+  requestTimeLimitMs: number;
+  /** Longest a single query of the embedded store may run, in milliseconds (QUERY_TIME_LIMIT, default 1000): SQLite runs on the event loop's thread, so a longer one is stopped (503) rather than let it hold every other request. */
+  queryTimeLimitMs: number;
   /** pino log level (LOG_LEVEL, default info; "silent" disables logs). */
   logLevel: string;
   /** Milliseconds SIGTERM waits for in-flight requests before closing (SHUTDOWN_GRACE_MS, default 10000). */
@@ -89,6 +99,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultCount: intFrom('DEFAULT_COUNT', env.DEFAULT_COUNT, 20),
     maxCount: intFrom('MAX_COUNT', env.MAX_COUNT, 1000),
     maxIncludes: intFrom('MAX_INCLUDES', env.MAX_INCLUDES, 1000),
+    maxBundleEntries: intFrom('MAX_BUNDLE_ENTRIES', env.MAX_BUNDLE_ENTRIES, 1000) || 1000,
+    maxResourceBytes: sizeFrom('MAX_RESOURCE_BYTES', env.MAX_RESOURCE_BYTES, 2 * 1024 * 1024),
+    maxArrayItems: intFrom('MAX_ARRAY_ITEMS', env.MAX_ARRAY_ITEMS, 10000) || 10000,
+    requestTimeLimitMs: (intFrom('REQUEST_TIME_LIMIT', env.REQUEST_TIME_LIMIT, 30) || 30) * 1000,
+    queryTimeLimitMs: intFrom('QUERY_TIME_LIMIT', env.QUERY_TIME_LIMIT, 1000) || 1000,
     logLevel: env.LOG_LEVEL || 'info',
     shutdownGraceMs: intFrom('SHUTDOWN_GRACE_MS', env.SHUTDOWN_GRACE_MS, 10000),
     requiredProfiles,

@@ -23,7 +23,7 @@ export type AppServices = Services & { auth?: Auth };
 
 export function createStore(config: Config): ResourceStore {
   if (config.mongodbUri) return new MongoStore(config.mongodbUri);
-  return new SqliteStore(path.join(config.dataDir, 'espace-sante.sqlite'));
+  return new SqliteStore(path.join(config.dataDir, 'espace-sante.sqlite'), { queryTimeLimitMs: config.queryTimeLimitMs });
 }
 
 const validators = new Map<string, Validator>();

@@ -6,11 +6,12 @@ import type { FhirRequest, FhirResponse, Method, Services } from './context';
 import { conditionalMatches, parseQueryString, pathSegments } from './interactions';
 import { dispatch } from './dispatch';
 import { checkType, ID_RE, parseClientJson } from './resource';
+import { asFhirError } from './errors';
+import { checkBudget } from '../store/budget';
 
 const METHODS: Method[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** The order in which a transaction processes its entries (FHIR R4 http.html#trules). */
 const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3, HEAD: 3 };
-const MAX_ENTRIES = 10000;
 
 interface Entry {
   index: number;
@@ -37,7 +38,8 @@ function splitUrl(base: string, url: string, where: string): { path: string[]; q
 function readEntries(svc: Services, bundle: Bundle, base: string, kind: string): Entry[] {
   const entries = bundle.entry ?? [];
   if (!Array.isArray(entries)) throw badRequest('Bundle.entry must be an array', 'Bundle.entry');
-  if (entries.length > MAX_ENTRIES) throw new FhirError(413, 'too-costly', `A ${kind} may hold at most ${MAX_ENTRIES} entries; this one has ${entries.length}`, 'Bundle.entry');
+  const max = svc.config.maxBundleEntries;
+  if (entries.length > max) throw new FhirError(413, 'too-costly', `A ${kind} may hold at most ${max} entries (MAX_BUNDLE_ENTRIES); this one has ${entries.length}`, 'Bundle.entry');
   const fullUrls = new Map<string, number>();
   return entries.map((e, index) => {
     const where = `Bundle.entry[${index}]`;
@@ -62,8 +64,11 @@ function readEntries(svc: Services, bundle: Bundle, base: string, kind: string):
       // A JSON Patch travels in a Binary, as the spec's transaction example does.
       const bin = resource as { resourceType?: string; data?: string; contentType?: string } | undefined;
       if (bin?.resourceType !== 'Binary' || typeof bin.data !== 'string') throw new FhirError(415, 'not-supported', `${where}: a PATCH entry carries its JSON Patch as a Binary (contentType application/json-patch+json, base64 data)`, `${where}.resource`);
-      patch = parseClientJson(Buffer.from(bin.data, 'base64').toString('utf8'), `${where}: the Binary's JSON Patch`, `${where}.resource.data`);
+      patch = parseClientJson(Buffer.from(bin.data, 'base64').toString('utf8'), svc.config.maxArrayItems, `${where}: the Binary's JSON Patch`, `${where}.resource.data`);
       resource = undefined;
+    } else if (resource && resource.resourceType !== 'Binary') {
+      const bytes = Buffer.byteLength(JSON.stringify(resource));
+      if (bytes > svc.config.maxResourceBytes) throw new FhirError(413, 'too-costly', `${where}.resource is ${bytes} bytes; this server accepts resources of at most ${svc.config.maxResourceBytes} bytes (MAX_RESOURCE_BYTES)`, `${where}.resource`);
     }
     return { index, method, path, query, fullUrl: e.fullUrl, resource, patch, request };
   });
@@ -105,7 +110,8 @@ function errorEntry(err: FhirError): BundleEntry {
 }
 
 /** Re-anchors an entry's error on the entry: its status stays, its expressions point into the Bundle. */
-function entryError(err: unknown, e: Entry): unknown {
+function entryError(caught: unknown, e: Entry): unknown {
+  const err = asFhirError(caught);
   if (!(err instanceof FhirError)) return err;
   const where = `Bundle.entry[${e.index}]`;
   const out = new FhirError(err.status, err.issues[0].code, `${where}: ${err.message}`);
@@ -218,6 +224,7 @@ async function runTransaction(svc: Services, req: FhirRequest, entries: Entry[])
   const ordered = [...entries].sort((x, y) => ORDER[x.method] - ORDER[y.method] || x.index - y.index);
   for (const e of ordered) {
     if (done.has(e.index)) continue;
+    await betweenEntries();
     try {
       const body = e.method === 'PATCH' ? e.patch : e.resource ? rewrite(e.resource, ids) : undefined;
       const res = await dispatch(svc, toRequest(req, e, body, assigned.get(e.index)));
@@ -229,15 +236,26 @@ async function runTransaction(svc: Services, req: FhirRequest, entries: Entry[])
   return entries.map((e) => done.get(e.index)!);
 }
 
+/**
+ * Between two entries: other requests get their turn (an entry that only reads a synchronous store
+ * never gives the event loop back otherwise), and a request past its time budget stops here.
+ */
+async function betweenEntries(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  checkBudget();
+}
+
 async function runBatch(svc: Services, req: FhirRequest, entries: Entry[]): Promise<BundleEntry[]> {
   const out: BundleEntry[] = [];
   for (const e of entries) {
     try {
+      await betweenEntries();
       const res = await dispatch(svc, toRequest(req, e, e.method === 'PATCH' ? e.patch : e.resource));
       out.push(responseEntry(res, e.fullUrl));
-    } catch (err) {
+    } catch (caught) {
+      const err = entryError(caught, e);
       if (!(err instanceof FhirError)) throw err;
-      out.push(errorEntry(entryError(err, e) as FhirError));
+      out.push(errorEntry(err));
     }
   }
   return out;

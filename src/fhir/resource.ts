@@ -16,8 +16,12 @@ export const httpDate = (ms: number) => new Date(ms).toUTCString();
  */
 export const MAX_JSON_DEPTH = 100;
 
-/** Parses JSON text from a client, refusing what does not parse or nests deeper than MAX_JSON_DEPTH (400). */
-export function parseClientJson(text: string, what = 'The body', expression?: string): unknown {
+/**
+ * Parses JSON text from a client, refusing what does not parse (400), nests deeper than
+ * MAX_JSON_DEPTH (400) or holds an array longer than `maxArrayItems` (413: a Patient with a million
+ * names would cost the validation and the index far more memory than its bytes).
+ */
+export function parseClientJson(text: string, maxArrayItems: number, what = 'The body', expression?: string): unknown {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -25,7 +29,25 @@ export function parseClientJson(text: string, what = 'The body', expression?: st
     throw new FhirError(400, 'structure', `${what} is not valid JSON: ${(e as Error).message}`, expression);
   }
   if (nestingOf(text) > MAX_JSON_DEPTH) throw new FhirError(400, 'too-costly', `${what} nests JSON more than ${MAX_JSON_DEPTH} levels deep`, expression);
+  const long = longArray(value, maxArrayItems);
+  if (long) throw new FhirError(413, 'too-costly', `${what} has an array of ${long.length} items at ${long.path}; at most ${maxArrayItems} are accepted (MAX_ARRAY_ITEMS)`, expression ?? long.path);
   return value;
+}
+
+/** The first array longer than `max` in a parsed body, with its path; a Bundle's entries are counted by MAX_BUNDLE_ENTRIES instead. */
+function longArray(root: unknown, max: number): { path: string; length: number } | undefined {
+  const rootName = typeof (root as { resourceType?: unknown })?.resourceType === 'string' ? (root as { resourceType: string }).resourceType : '$';
+  const stack: { value: unknown; path: string }[] = [{ value: root, path: rootName }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (Array.isArray(value)) {
+      if (value.length > max && path !== 'Bundle.entry') return { path, length: value.length };
+      value.forEach((v, i) => typeof v === 'object' && v !== null && stack.push({ value: v, path: `${path}[${i}]` }));
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [k, v] of Object.entries(value)) if (typeof v === 'object' && v !== null) stack.push({ value: v, path: `${path}.${k}` });
+    }
+  }
+  return undefined;
 }
 
 /**

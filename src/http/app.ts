@@ -7,7 +7,9 @@ import { pathSegments } from '../fhir/interactions';
 import { parseClientJson } from '../fhir/resource';
 import type { Logger } from '../log';
 import { FhirError, operationOutcome } from '../outcome';
-import { WriteContentionError } from '../store/types';
+import type { Config } from '../config';
+import { asFhirError } from '../fhir/errors';
+import { withTimeBudget } from '../store/budget';
 import type { Auth } from '../auth';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -33,16 +35,20 @@ function responseType(req: Request, format: string | undefined): string {
   return FHIR_JSON;
 }
 
-function readBody(req: Request, method: Method): Pick<FhirRequest, 'body' | 'bodyKind'> {
+function readBody(req: Request, method: Method, path: string[], limits: Config): Pick<FhirRequest, 'body' | 'bodyKind'> {
   const buf = req.body as Buffer | undefined;
   if (!Buffer.isBuffer(buf) || buf.length === 0 || method === 'GET' || method === 'HEAD' || method === 'DELETE') return {};
   const ct = (req.get('content-type') ?? 'application/fhir+json').split(';')[0].trim().toLowerCase();
+  // one resource (not a Bundle to process, not a Binary) is bounded before it is even parsed
+  if (path.length > 0 && path[0] !== 'Binary' && !path.some((p) => p.startsWith('$')) && buf.length > limits.maxResourceBytes) {
+    throw new FhirError(413, 'too-costly', `The resource is ${buf.length} bytes; this server accepts resources of at most ${limits.maxResourceBytes} bytes (MAX_RESOURCE_BYTES)`);
+  }
   const text = buf.toString('utf8');
   if (JSON_TYPES.has(ct)) {
-    const body = parseClientJson(text);
+    const body = parseClientJson(text, limits.maxArrayItems);
     return { body, bodyKind: method === 'PATCH' && Array.isArray(body) ? 'json-patch' : 'resource' };
   }
-  if (ct === 'application/json-patch+json') return { body: parseClientJson(text), bodyKind: 'json-patch' };
+  if (ct === 'application/json-patch+json') return { body: parseClientJson(text, limits.maxArrayItems), bodyKind: 'json-patch' };
   if (ct === 'application/x-www-form-urlencoded') return { body: text, bodyKind: 'form' };
   if (XML_TYPES.has(ct)) throw new FhirError(415, 'not-supported', XML_MESSAGE);
   throw new FhirError(415, 'not-supported', `Content-Type ${ct} is not supported; send application/fhir+json (or application/json-patch+json for PATCH)`);
@@ -124,7 +130,7 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
         method,
         path,
         query,
-        ...readBody(req, method),
+        ...readBody(req, method, path, svc.config),
         ifMatch: req.get('if-match'),
         ifNoneMatch: req.get('if-none-match'),
         ifNoneExist: req.get('if-none-exist'),
@@ -136,10 +142,10 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
         if (!auth) throw new FhirError(401, 'login', 'Authorization is not configured on this server: no request can be authorized', undefined, { 'WWW-Authenticate': 'Bearer' });
         fr.access = await auth.verify(req.get('authorization'));
       }
-      send(res, await dispatch(svc, fr), type, pretty);
-    } catch (err) {
+      send(res, await withTimeBudget(svc.config.requestTimeLimitMs, () => dispatch(svc, fr)), type, pretty);
+    } catch (caught) {
+      const err = asFhirError(caught);
       if (err instanceof FhirError) return sendError(res, err, pretty);
-      if (err instanceof WriteContentionError) return sendError(res, new FhirError(409, 'conflict', 'Too many concurrent writes to this resource; try again'), pretty);
       // Never the message: it may quote stored content. The stack is enough to find the fault.
       log.error({ reqId: res.locals.requestId, err: (err as Error)?.name, stack: (err as Error)?.stack?.split('\n').slice(1, 8).join('\n') }, 'request failed');
       sendError(res, new FhirError(500, 'exception', `Internal server error (request ${res.locals.requestId})`), false);

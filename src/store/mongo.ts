@@ -1,10 +1,12 @@
 import mongoose from 'mongoose';
 import { ObjectId, type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
 import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../search/plan';
-import { FhirError } from '../outcome';
 import type { IndexEntries } from '../search/extract';
 import { containingBuckets, numberBuckets, SUB } from '../search/values';
-import { containerOf, prefixEnd, transactionView, WriteContentionError, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
+import { budgetExceeded, remainingMs } from './budget';
+import { decodeCursor, encodeCursor } from './cursor';
+import { InvalidCursorError, QueryTooCostlyError, StorageFullError, WriteContentionError } from './errors';
+import { containerOf, prefixEnd, transactionView, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 /**
  * One collection per resource type holds the current version of each resource with its index
@@ -155,6 +157,24 @@ function rangeFilter(match: RangeMatch, single: (b: Bound) => Filter<AnyDoc>, wi
 /** How many ids a chain or _has may carry from one step to the next before it is refused as too broad. */
 const MAX_STEP_IDS = 10000;
 
+/** Options of a read made for a request: its session, and no more time than the request has left. */
+function reading(session?: ClientSession): { session?: ClientSession; maxTimeMS?: number } {
+  const ms = remainingMs();
+  return ms === undefined ? { session } : { session, maxTimeMS: Math.ceil(ms) };
+}
+
+/** MongoDB's errors that mean something to the caller, as store errors; the others as they are. */
+function storeError(e: unknown): unknown {
+  const code = (e as { code?: number })?.code;
+  if (code === 50) return budgetExceeded(); // MaxTimeMSExpired
+  if (code === 14031) return new StorageFullError('The database has no room left to write (disk full)'); // OutOfDiskSpace
+  return e;
+}
+const mapped = <T>(p: Promise<T>): Promise<T> =>
+  p.catch((e: unknown) => {
+    throw storeError(e);
+  });
+
 const MISSING_FIELD = { key: 'k', string: 's', range: 'dl' } as const;
 
 /** The sort field of a key, and the comparison of positions in MongoDB's order (missing/null lowest). */
@@ -265,7 +285,7 @@ export class MongoStore implements ResourceStore {
   }
 
   write(type: string, id: string, mutate: Mutator) {
-    return this.serialized(`${type}/${id}`, () => this.writeIn(type, id, mutate));
+    return mapped(this.serialized(`${type}/${id}`, () => this.writeIn(type, id, mutate)));
   }
 
   /** Writes to one resource from this process run one after the other (see writeIn). */
@@ -343,12 +363,8 @@ export class MongoStore implements ResourceStore {
     const all = [...keys, { path: '_id', descending: keys.length > 0 && keys[keys.length - 1].descending }];
     let position: unknown[] | undefined;
     if (cursor) {
-      try {
-        position = JSON.parse(Buffer.from(cursor.position, 'base64url').toString('utf8')) as unknown[];
-      } catch {
-        return { docs: [] };
-      }
-      if (!Array.isArray(position) || position.length !== all.length || typeof position[position.length - 1] !== 'string') return { docs: [] };
+      position = decodeCursor(cursor.position, all.length);
+      if (typeof position[position.length - 1] !== 'string') throw new InvalidCursorError('The paging position is not one this server issued for this search');
     }
     // Documents after `position`: one key deciding at a time; null (missing) is the lowest value.
     const after = (k: { path: string; descending: boolean }, v: unknown): Filter<AnyDoc> => {
@@ -365,7 +381,7 @@ export class MongoStore implements ResourceStore {
     const found: (Document & { _type?: string })[] = [];
     for (const src of sources) {
       const f = (keyset ? { $and: [src.filter, keyset] } : src.filter) as Filter<AnyDoc>;
-      const docs = await src.col.find(f, { session }).sort(sort).limit(count + 1).toArray();
+      const docs = await src.col.find(f, reading(session)).sort(sort).limit(count + 1).toArray();
       for (const d of docs) found.push(Object.assign(d, { _type: src.type }));
     }
     const cmp = (a: Document, b: Document) => {
@@ -379,7 +395,7 @@ export class MongoStore implements ResourceStore {
     const more = found.length > count;
     const docs = found.slice(0, count);
     if (backwards) docs.reverse();
-    const positionOf = (d: Document) => Buffer.from(JSON.stringify(all.map((k) => valueAt(d, k.path)))).toString('base64url');
+    const positionOf = (d: Document) => encodeCursor(all.map((k) => valueAt(d, k.path)));
     const out: { docs: Document[]; next?: string; prev?: string } = { docs };
     if (docs.length > 0) {
       if (backwards || more) out.next = positionOf(docs[docs.length - 1]);
@@ -389,14 +405,14 @@ export class MongoStore implements ResourceStore {
   }
 
   history(q: HistoryQuery) {
-    return this.historyIn(q);
+    return mapped(this.historyIn(q));
   }
   private async historyIn(q: HistoryQuery, session?: ClientSession): Promise<Page<StoredVersion>> {
     const filter: Filter<HistoryDoc> = {};
     if (q.type) filter.t = q.type;
     if (q.id) filter.i = q.id;
     if (q.since !== undefined) filter.lu = { $gte: q.since };
-    const total = await this.versions.countDocuments(filter, { session });
+    const total = await this.versions.countDocuments(filter, reading(session));
     const newestFirst = [{ path: 'lu', descending: true }];
     const { docs, next, prev } = await this.page([{ col: this.versions as unknown as Collection<AnyDoc>, filter: filter as Filter<AnyDoc> }], newestFirst, q.count, q.cursor, session);
     return { items: docs.map((d) => toVersion(d.t, d as unknown as HistoryDoc)), total, next, prev };
@@ -448,15 +464,15 @@ export class MongoStore implements ResourceStore {
       case 'chain': {
         const targetType = c.targetTypes[0];
         const inner = await this.filterOf(targetType, c.conditions, session);
-        const ids = await this.readable(targetType).find(inner, { session, projection: { _id: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
-        if (ids.length > MAX_STEP_IDS) throw new FhirError(400, 'too-costly', `The chain through ${c.param} matches more than ${MAX_STEP_IDS} ${targetType} resources; narrow it`);
+        const ids = await this.readable(targetType).find(inner, { ...reading(session), projection: { _id: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
+        if (ids.length > MAX_STEP_IDS) throw new QueryTooCostlyError(`The chain through ${c.param} matches more than ${MAX_STEP_IDS} ${targetType} resources; narrow it`);
         return { [field('k', c.param)]: { $in: ids.map((d) => `${targetType}/${d._id}`) } };
       }
       case 'has': {
         const inner = await this.filterOf(c.sourceType, c.conditions, session);
         const f = field('k', c.param);
-        const docs = await this.readable(c.sourceType).find(inner, { session, projection: { [f]: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
-        if (docs.length > MAX_STEP_IDS) throw new FhirError(400, 'too-costly', `_has:${c.sourceType}:${c.param} matches more than ${MAX_STEP_IDS} resources; narrow it`);
+        const docs = await this.readable(c.sourceType).find(inner, { ...reading(session), projection: { [f]: 1 } }).limit(MAX_STEP_IDS + 1).toArray();
+        if (docs.length > MAX_STEP_IDS) throw new QueryTooCostlyError(`_has:${c.sourceType}:${c.param} matches more than ${MAX_STEP_IDS} resources; narrow it`);
         const ids = new Set<string>();
         for (const d of docs) for (const k of (valueAt(d, f) as string[] | null) ?? []) if (k.startsWith(`${type}/`)) ids.add(k.slice(type.length + 1));
         return { _id: { $in: [...ids] } };
@@ -465,7 +481,7 @@ export class MongoStore implements ResourceStore {
   }
 
   search(plan: SearchPlan) {
-    return this.searchIn(plan);
+    return mapped(this.searchIn(plan));
   }
   private async searchIn(plan: SearchPlan, session?: ClientSession): Promise<Page<StoredVersion>> {
     const sources = await Promise.all(
@@ -474,7 +490,7 @@ export class MongoStore implements ResourceStore {
     let total: number | undefined;
     if (plan.total === 'accurate') {
       total = 0;
-      for (const src of sources) total += await src.col.countDocuments(src.filter, { session });
+      for (const src of sources) total += await src.col.countDocuments(src.filter, reading(session));
     }
     if (plan.count === 0) return { items: [], total };
     // without _sort: creation order, so resources created while a client pages come last
@@ -551,7 +567,7 @@ export class MongoStore implements ResourceStore {
       return;
     }
     const { _id, ...doc } = stateDoc(key, value, options);
-    await this.state.replaceOne({ _id }, doc, { upsert: true });
+    await mapped(this.state.replaceOne({ _id }, doc, { upsert: true }));
   }
 
   async claimState(key: string, value: unknown, options: StateOptions = {}): Promise<boolean> {
@@ -562,7 +578,7 @@ export class MongoStore implements ResourceStore {
       return true;
     } catch (e) {
       if (isDuplicateKey(e)) return false;
-      throw e;
+      throw storeError(e);
     }
   }
 
@@ -584,9 +600,11 @@ export class MongoStore implements ResourceStore {
     const session = this.conn.getClient().startSession();
     try {
       let result!: T;
-      await session.withTransaction(async () => {
-        result = await fn(this.bound(session));
-      });
+      await mapped(
+        session.withTransaction(async () => {
+          result = await fn(this.bound(session));
+        }),
+      );
       return result;
     } finally {
       await session.endSession();

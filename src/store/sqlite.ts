@@ -4,6 +4,9 @@ import Database from 'better-sqlite3';
 import type { Bound, Condition, IndexKind, RangeMatch, SearchPlan, SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
 import { normalizeString } from '../search/values';
+import { budgetExceeded, deadline } from './budget';
+import { StorageFullError, TimeBudgetError } from './errors';
+import { decodeCursor, encodeCursor } from './cursor';
 import { containerOf } from './types';
 import { prefixEnd, transactionView, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
@@ -43,6 +46,20 @@ CREATE TABLE IF NOT EXISTS server_state (key TEXT PRIMARY KEY, value TEXT NOT NU
 `;
 
 const INDEX_TABLES: Record<IndexKind, string> = { key: 'idx_key', string: 'idx_string', range: 'idx_range' };
+
+/**
+ * A SQL function called for every row a search examines (scopes and driving index lookups): every
+ * 256 calls it checks the request's deadline and aborts the statement when it has passed, so that
+ * no query holds the event loop beyond the request's time budget (better-sqlite3 is synchronous).
+ */
+const BUDGET = 'esf_budget';
+
+/** SQLite's answer when the disk, or max_page_count, leaves no room: nothing was written. */
+function storeError(e: unknown): unknown {
+  const code = (e as { code?: string })?.code;
+  if (code === 'SQLITE_FULL') return new StorageFullError('The database has no room left to write (disk full)');
+  return e;
+}
 
 interface CurrentRow {
   pk: number;
@@ -136,7 +153,7 @@ class SqlBuilder {
     const driver = pickDriver(conditions);
     // `+type`: not through the type index when an index lookup drives; the id index serves `_id`
     args.push(type);
-    const parts = [`${driver && driver.kind !== 'id' ? '+' : ''}${alias}.type = ?`];
+    const parts = [`${BUDGET}(${alias}.pk)`, `${driver && driver.kind !== 'id' ? '+' : ''}${alias}.type = ?`];
     for (const c of conditions) parts.push(this.condition(alias, type, c, args, c === driver ? 'drive' : 'probe'));
     return parts.join(' AND ');
   }
@@ -144,7 +161,7 @@ class SqlBuilder {
   private inIndex(alias: string, table: string, type: string, param: string, test: string, args: unknown[], testArgs: unknown[], mode: Mode, not = false): string {
     if (mode === 'drive') {
       args.push(type, param, ...testArgs);
-      return `${alias}.pk ${not ? 'NOT ' : ''}IN (SELECT pk FROM ${table} WHERE type = ? AND param = ? AND (${test}))`;
+      return `${alias}.pk ${not ? 'NOT ' : ''}IN (SELECT pk FROM ${table} WHERE ${BUDGET}(pk) AND type = ? AND param = ? AND (${test}))`;
     }
     args.push(param, ...testArgs);
     return `${not ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${table} WHERE pk = ${alias}.pk AND param = ? AND (${test}))`;
@@ -244,8 +261,28 @@ export class SqliteStore implements ResourceStore {
     return st;
   }
 
-  constructor(file: string) {
+  /** When the statement running now must stop (see BUDGET): the request's deadline, or sooner the limit of one statement. */
+  private statementDeadline = Infinity;
+  private readonly queryTimeLimitMs: number;
+
+  constructor(file: string, options: { queryTimeLimitMs?: number } = {}) {
     this.location = file;
+    this.queryTimeLimitMs = options.queryTimeLimitMs ?? 1000;
+  }
+
+  /** Runs a read statement under the time limits: it holds the event loop for at most queryTimeLimitMs. */
+  private timed<T>(run: () => T): T {
+    this.statementDeadline = Math.min(deadline(), Date.now() + this.queryTimeLimitMs);
+    try {
+      return run();
+    } finally {
+      this.statementDeadline = Infinity;
+    }
+  }
+
+  private statementOverrun(): TimeBudgetError {
+    if (this.statementDeadline < deadline()) return new TimeBudgetError(`The query ran longer than one query may (${this.queryTimeLimitMs} ms, QUERY_TIME_LIMIT)`);
+    return budgetExceeded();
   }
 
   async init(): Promise<void> {
@@ -266,6 +303,11 @@ export class SqliteStore implements ResourceStore {
     if (!stateColumns.includes('grp')) this.db.exec('ALTER TABLE server_state ADD COLUMN expires_at INTEGER; ALTER TABLE server_state ADD COLUMN grp TEXT;');
     this.db.exec('CREATE INDEX IF NOT EXISTS server_state_expiry ON server_state (expires_at) WHERE expires_at IS NOT NULL');
     this.db.exec('CREATE INDEX IF NOT EXISTS server_state_group ON server_state (grp) WHERE grp IS NOT NULL');
+    let ticks = 0;
+    this.db.function(BUDGET, { deterministic: false }, (_row: unknown) => {
+      if ((++ticks & 255) === 0 && Date.now() > this.statementDeadline) throw this.statementOverrun();
+      return 1;
+    });
     this.stmts = this.prepare();
   }
 
@@ -350,13 +392,13 @@ export class SqliteStore implements ResourceStore {
         }
       })();
     } catch (error) {
-      for (const w of batch) w.reject(error);
+      for (const w of batch) w.reject(storeError(error));
       return;
     }
     batch.forEach((w, i) => {
       const r = results[i];
       if (r.ok) w.resolve(r.value);
-      else w.reject(r.error);
+      else w.reject(storeError(r.error));
     });
   }
 
@@ -405,7 +447,7 @@ export class SqliteStore implements ResourceStore {
 
   async history(q: HistoryQuery): Promise<Page<StoredVersion>> {
     await this.ready();
-    return this.historyNow(q);
+    return this.timed(() => this.historyNow(q));
   }
 
   private historyNow(q: HistoryQuery): Page<StoredVersion> {
@@ -420,7 +462,7 @@ export class SqliteStore implements ResourceStore {
     if (q.since !== undefined) add('last_updated >= ?', q.since);
     const filter = where.length ? where.join(' AND ') : '1';
     const total = (this.sql(`SELECT count(*) AS n FROM history WHERE ${filter}`).get(...args) as { n: number }).n;
-    return { ...this.page(`SELECT *, seq AS k0 FROM history WHERE ${filter}`, args, [true], q.count, q.cursor), total };
+    return { ...this.page(`SELECT *, seq AS k0 FROM history WHERE ${BUDGET}(seq) AND ${filter}`, args, [true], q.count, q.cursor), total };
   }
 
   /**
@@ -435,13 +477,7 @@ export class SqliteStore implements ResourceStore {
     let keyset = '';
     const keyArgs: unknown[] = [];
     if (cursor) {
-      let position: unknown[];
-      try {
-        position = JSON.parse(Buffer.from(cursor.position, 'base64url').toString('utf8')) as unknown[];
-      } catch {
-        return { items: [] };
-      }
-      if (!Array.isArray(position) || position.length !== n) return { items: [] };
+      const position = decodeCursor(cursor.position, n);
       // (k0, k1, ...) after the position in the requested direction, one column deciding at a time
       const alternatives: string[] = [];
       for (let i = 0; i < n; i++) {
@@ -457,7 +493,7 @@ export class SqliteStore implements ResourceStore {
     const more = rows.length > count;
     if (more) rows.pop();
     if (backwards) rows.reverse();
-    const positionOf = (r: Record<string, unknown>) => Buffer.from(JSON.stringify(cols.map((c) => r[c]))).toString('base64url');
+    const positionOf = (r: Record<string, unknown>) => encodeCursor(cols.map((c) => r[c]));
     const page: Page<StoredVersion> = { items: rows.map(toVersion) };
     if (rows.length > 0) {
       if (backwards || more) page.next = positionOf(rows[rows.length - 1]);
@@ -468,7 +504,7 @@ export class SqliteStore implements ResourceStore {
 
   async search(plan: SearchPlan): Promise<Page<StoredVersion>> {
     await this.ready();
-    return this.searchNow(plan);
+    return this.timed(() => this.searchNow(plan));
   }
 
   private searchNow(plan: SearchPlan): Page<StoredVersion> {
@@ -551,21 +587,29 @@ export class SqliteStore implements ResourceStore {
       this.sql('DELETE FROM server_state WHERE key = ?').run(key);
       return;
     }
-    this.sql('INSERT INTO server_state (key, value, expires_at, grp) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, grp = excluded.grp').run(
-      key,
-      JSON.stringify(value),
-      options.expiresAt ?? null,
-      options.group ?? null,
-    );
+    try {
+      this.sql('INSERT INTO server_state (key, value, expires_at, grp) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, grp = excluded.grp').run(
+        key,
+        JSON.stringify(value),
+        options.expiresAt ?? null,
+        options.group ?? null,
+      );
+    } catch (e) {
+      throw storeError(e);
+    }
   }
 
   async claimState(key: string, value: unknown, options: StateOptions = {}): Promise<boolean> {
     await this.ready();
     const now = Date.now();
-    return this.db.transaction(() => {
-      this.sql('DELETE FROM server_state WHERE key = ? AND expires_at <= ?').run(key, now);
-      return this.sql('INSERT OR IGNORE INTO server_state (key, value, expires_at, grp) VALUES (?, ?, ?, ?)').run(key, JSON.stringify(value), options.expiresAt ?? null, options.group ?? null).changes === 1;
-    })();
+    try {
+      return this.db.transaction(() => {
+        this.sql('DELETE FROM server_state WHERE key = ? AND expires_at <= ?').run(key, now);
+        return this.sql('INSERT OR IGNORE INTO server_state (key, value, expires_at, grp) VALUES (?, ?, ?, ?)').run(key, JSON.stringify(value), options.expiresAt ?? null, options.group ?? null).changes === 1;
+      })();
+    } catch (e) {
+      throw storeError(e);
+    }
   }
 
   async listState<T>(prefix: string): Promise<{ key: string; value: T }[]> {
@@ -595,7 +639,7 @@ export class SqliteStore implements ResourceStore {
       return result;
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw err;
+      throw storeError(err);
     } finally {
       this.gate = null;
       release();
@@ -608,8 +652,8 @@ export class SqliteStore implements ResourceStore {
       read: async (t, i) => this.readNow(t, i),
       vread: async (t, i, v) => this.vreadNow(t, i, v),
       write: async (t, i, m) => this.writeNow(t, i, m),
-      history: async (q) => this.historyNow(q),
-      search: async (p) => this.searchNow(p),
+      history: async (q) => this.timed(() => this.historyNow(q)),
+      search: async (p) => this.timed(() => this.searchNow(p)),
       readMany: async (refs) => this.readManyNow(refs),
       referencesOf: async (t, ids, p) => this.referencesOfNow(t, ids, p),
       referencing: async (sources, targets, limit) => this.referencingNow(sources, targets, limit),

@@ -106,8 +106,6 @@ export interface StateOptions {
   group?: string;
 }
 
-/** Thrown by write() when concurrent writers kept winning the race for the same resource. */
-export class WriteContentionError extends Error {}
 
 /** The least string above every string that starts with `prefix`: `key >= prefix AND key < prefixEnd(prefix)`. */
 export function prefixEnd(prefix: string): string {

@@ -3,6 +3,7 @@ import { engines, hasTransactions } from '../helpers/engines';
 import { emptyIndex, type IndexEntries } from '../../src/search/extract';
 import { tokenKeys } from '../../src/search/values';
 import type { ResourceStore, WriteInput } from '../../src/store/types';
+import { InvalidCursorError } from '../../src/store/errors';
 
 const patientJson = (id: string, family: string, v = 1): Resource => ({ resourceType: 'Patient', id, meta: { versionId: String(v) }, name: [{ family }] }) as Resource;
 const withToken = (code: string): IndexEntries => ({ ...emptyIndex(), keys: tokenKeys('urn:s', code).map((key) => ({ param: 'identifier', key })) });
@@ -95,8 +96,10 @@ describe.each(engines())('ResourceStore [$name]', (engine) => {
     expect(p3.next).toBeUndefined();
     const back = await store.search({ ...plan('paged', 2), cursor: { direction: 'prev', position: p3.prev! } });
     expect(back.items.map((v) => v.id)).toEqual(['p2', 'p3']);
-    const bogus = await store.search({ ...plan('paged', 2), cursor: { direction: 'next', position: 'not-a-position' } });
-    expect(bogus.items).toEqual([]);
+    // a position the store did not issue is refused, never read as a query
+    await expect(store.search({ ...plan('paged', 2), cursor: { direction: 'next', position: 'not-a-position' } })).rejects.toThrow(InvalidCursorError);
+    const forged = Buffer.from(JSON.stringify([{ $ne: null }])).toString('base64url');
+    await expect(store.search({ ...plan('paged', 2), cursor: { direction: 'next', position: forged } })).rejects.toThrow(InvalidCursorError);
   });
 
   test('transaction: all writes or none', async () => {
