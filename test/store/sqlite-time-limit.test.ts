@@ -1,0 +1,50 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Resource } from 'fhir/r4';
+import type { SearchPlan } from '../../src/search/plan';
+import { withTimeBudget } from '../../src/store/budget';
+import { TimeBudgetError } from '../../src/store/errors';
+import { SqliteStore } from '../../src/store/sqlite';
+
+/**
+ * SQLite runs on the server's only thread: a query that examines too much is stopped while it runs
+ * (QUERY_TIME_LIMIT, and the request's time budget), and the store goes on serving.
+ */
+describe('SQLite queries under a time limit', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-qtl-'));
+  const store = new SqliteStore(path.join(dir, 'limit.sqlite'), { queryTimeLimitMs: 1 });
+  // every name containing "9", sorted and counted: it examines all 30,000 resources (tens of ms)
+  const broad: SearchPlan = { scopes: [{ type: 'Patient', conditions: [{ kind: 'string', param: 'name', mode: 'contains', values: ['9'] }] }], sort: [{ param: 'name', index: 'string', descending: true }], count: 10, total: 'accurate' };
+  const narrow: SearchPlan = { scopes: [{ type: 'Patient', conditions: [{ kind: 'id', ids: ['p19'] }] }], sort: [], count: 10, total: 'none' };
+
+  beforeAll(async () => {
+    await store.init();
+    await Promise.all(
+      Array.from({ length: 30000 }, (_, i) =>
+        store.write('Patient', `p${i}`, () => ({ resource: { resourceType: 'Patient', id: `p${i}` } as Resource, index: { keys: [], ranges: [], strings: [{ param: 'name', norm: `nom${i}`, exact: `Nom${i}` }] } })),
+      ),
+    );
+  });
+  afterAll(async () => {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a query longer than QUERY_TIME_LIMIT is stopped; the next one is served', async () => {
+    await expect(store.search(broad)).rejects.toThrow(TimeBudgetError);
+    await expect(store.search(broad)).rejects.toThrow(/QUERY_TIME_LIMIT/);
+    expect((await store.search(narrow)).items.map((v) => v.id)).toEqual(['p19']);
+  });
+
+  test('a query of a request past its time budget is stopped', async () => {
+    const roomy = new SqliteStore(path.join(dir, 'limit.sqlite'), { queryTimeLimitMs: 60000 });
+    await roomy.init();
+    try {
+      expect((await roomy.search(broad)).total).toBe(10317);
+      await expect(withTimeBudget(0, async () => roomy.search(broad))).rejects.toThrow(/time budget/);
+    } finally {
+      await roomy.close();
+    }
+  });
+});
