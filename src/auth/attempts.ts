@@ -38,3 +38,54 @@ export class Attempts {
     await this.store.deleteStateGroup(this.group(subject));
   }
 }
+
+/**
+ * Growing delays between failed tries at a secret, per subject, rather than a lock: `free` tries,
+ * then each further try is checked only if it comes at least 1 s, 2 s, 4 s... (at most `maxDelayMs`)
+ * after the previous failed one. Parallel-safe as Attempts is: each try is recorded before the
+ * decision, and a try that is refused (not checked) withdraws its record, so only checked failures
+ * count and slow down the next tries; they are forgotten after `windowMs`, or at a success.
+ */
+export class Throttle {
+  constructor(
+    private readonly store: ResourceStore,
+    private readonly prefix: string,
+    readonly free: number,
+    private readonly maxDelayMs: number,
+    private readonly windowMs: number,
+  ) {}
+
+  private group(subject: string) {
+    return `${this.prefix}${createHash('sha256').update(subject).digest('base64url')}`;
+  }
+
+  /** The delay owed before the next check after `failures` failed ones. */
+  delayAfter(failures: number): number {
+    return failures < this.free ? 0 : Math.min(this.maxDelayMs, 1000 * 2 ** (failures - this.free));
+  }
+
+  /**
+   * Records a try and says whether it may be checked now; `failures` counts the failed checks
+   * before it. A refused try is withdrawn at once; `retryAfterMs` says when the next one may come;
+   * `withdraw` takes back an allowed try that was not checked after all.
+   */
+  async take(subject: string): Promise<{ allowed: boolean; failures: number; retryAfterMs: number; withdraw: () => Promise<void> }> {
+    const group = this.group(subject);
+    const key = `${group}:${randomUUID()}`;
+    const now = Date.now();
+    await this.store.setState(key, now, { group, expiresAt: now + this.windowMs });
+    const others = (await this.store.listState<number>(`${group}:`)).filter((r) => r.key !== key).map((r) => r.value);
+    const wait = others.length ? Math.max(...others) + this.delayAfter(others.length) - now : 0;
+    const withdraw = () => this.store.setState(key, null);
+    if (wait > 0) {
+      await withdraw();
+      return { allowed: false, failures: others.length, retryAfterMs: wait, withdraw };
+    }
+    return { allowed: true, failures: others.length, retryAfterMs: 0, withdraw };
+  }
+
+  /** Forgets the failures (after a success). */
+  async clear(subject: string): Promise<void> {
+    await this.store.deleteStateGroup(this.group(subject));
+  }
+}

@@ -15,7 +15,7 @@ import { loadEsm, native } from './esm';
 import { loadSecrets, publicJwk, type Secrets } from './keys';
 import { FileMessageSender, type MessageSender } from './messages';
 import { consentPage, errorPage, loginPage, otpPage, type Back } from './pages';
-import { AccountRegistry, ClientRegistry, secretDigest, type RegisteredClient } from './registry';
+import { AccountRegistry, ClientRegistry, FREE_TRIES_PER_ADDRESS, secretDigest, type RegisteredClient } from './registry';
 import { proLogin } from './pro';
 
 type ProviderModule = typeof OidcProviderModule;
@@ -39,6 +39,8 @@ interface Launch {
 
 const OTP_TTL_MS = 15 * 60 * 1000;
 const OTP_MAX_ATTEMPTS = 5;
+/** How long a browser where an account signed in is known as its owner's (it then escapes the slow-down of tries from many addresses). */
+const DEVICE_COOKIE_DAYS = 180;
 const LAUNCH_TTL_S = 300;
 const LAUNCH_SCOPE_WITHOUT_LAUNCH = 'The launch scope goes with the launch parameter of an EHR launch (a standalone launch asks for launch/patient)';
 /** What the app is told when the sign-in ends without a code, by the reason the page gave. */
@@ -347,8 +349,25 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     return a.length === b.length && timingSafeEqual(a, b);
   };
   const otpKey = (uid: string) => `auth:otp:${uid}`;
+  // a browser where an account signed in: a cookie whose name only this server can derive from the login
+  const deviceCookie = (login: string) => `esf_device_${createHmac('sha256', secrets.cookieKeys[0]).update(`device:${login.toLowerCase()}`).digest('base64url').slice(0, 22)}`;
+  const knownDevice = (req: Request, login: string) => (req.get('cookie') ?? '').split(';').some((c) => c.trim().startsWith(`${deviceCookie(login)}=`));
+  const rememberDevice = (req: Request, res: Response, login: string) =>
+    res.append('Set-Cookie', `${deviceCookie(login)}=1; Max-Age=${DEVICE_COOKIE_DAYS * 86400}; Path=${authPath}; HttpOnly; SameSite=Lax${req.secure ? '; Secure' : ''}`);
+  const waitText = (ms: number) => (ms < 60_000 ? `${Math.ceil(ms / 1000)} seconde(s)` : `${Math.ceil(ms / 60_000)} minute(s)`);
   const otpTries = new Attempts(store, 'auth:otp-try:', OTP_MAX_ATTEMPTS, OTP_TTL_MS);
   const otpHash = (uid: string, code: string) => createHash('sha256').update(`${secrets.cookieKeys[0]}:${uid}:${code}`).digest('base64url');
+  /** Tells an account's owner, at most once an hour, that wrong passwords are being tried on it. */
+  async function warnOwner(login: string, failures: number): Promise<void> {
+    const account = await accounts.get(login);
+    if (!account || !(await store.claimState(`auth:login-notice:${createHash('sha256').update(login.toLowerCase()).digest('base64url')}`, 1, { expiresAt: Date.now() + 60 * 60 * 1000 }))) return;
+    await sender.send({
+      channel: account.channel,
+      to: account.to,
+      subject: 'Tentatives de connexion à votre espace santé',
+      text: `${failures} tentatives de connexion à votre espace santé avec un mot de passe incorrect ont eu lieu au cours de la dernière heure. Si ce n'était pas vous, personne n'a pu entrer sans le code envoyé à chaque connexion ; vous pouvez changer votre mot de passe. Votre compte reste utilisable.`,
+    });
+  }
   const mask = (to: string) => (to.includes('@') ? to.replace(/^(.).*(@.*)$/, '$1•••$2') : to.replace(/.(?=.{2})/g, '•'));
   const html = (res: Response, status: number, body: string) => {
     res.status(status).set({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'" });
@@ -422,11 +441,13 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
 
   router.post('/interaction/:uid/login', form, interactionForm('login', async (d, req, res) => {
     const login = String(req.body.login ?? '').trim();
-    const { account, locked } = await accounts.authenticate(login, String(req.body.password ?? ''));
+    const { account, retryAfterMs, failures } = await accounts.authenticate(login, String(req.body.password ?? ''), { address: req.ip ?? 'unknown', knownDevice: knownDevice(req, login) });
     const name = await clientName(String(d.params.client_id));
     if (!account) {
-      const error = locked ? 'Trop de tentatives : votre compte est bloqué pendant 15 minutes.' : 'Identifiant ou mot de passe incorrect.';
-      return html(res, 401, loginHtml(d.uid, name, { error, login }));
+      if (failures !== undefined && failures >= FREE_TRIES_PER_ADDRESS) await warnOwner(login, failures);
+      const error = retryAfterMs !== undefined ? `Trop de tentatives : réessayez dans ${waitText(retryAfterMs)}.` : 'Identifiant ou mot de passe incorrect.';
+      if (retryAfterMs !== undefined) res.set('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
+      return html(res, retryAfterMs !== undefined ? 429 : 401, loginHtml(d.uid, name, { error, login }));
     }
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAt = Date.now() + OTP_TTL_MS;
@@ -457,6 +478,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     }
     await store.setState(otpKey(d.uid), null); // usable once
     await otpTries.clear(pending.hash);
+    rememberDevice(req, res, pending.login);
     await provider.interactionFinished(req, res, native({ login: { accountId: `patient:${pending.login}` } }), { mergeWithLastSubmission: false });
   }));
 

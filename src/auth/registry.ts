@@ -3,7 +3,7 @@ import { hash, verify } from '@node-rs/argon2';
 import type { JWK } from 'jose';
 import type { ResourceStore } from '../store/types';
 import { parseScope, NON_RESOURCE_SCOPES } from '../policy/scopes';
-import { Attempts } from './attempts';
+import { Throttle } from './attempts';
 
 /**
  * The client registry (the catalogue of apps and systems) and the patients' local accounts, kept
@@ -149,15 +149,39 @@ export interface PatientAccount {
 }
 
 const ACCOUNT = (login: string) => `auth:account:${login.toLowerCase()}`;
-/** after this many wrong passwords, the account is locked while this many tries or more (refused ones too) are less than LOCK_MS old */
-export const MAX_FAILED_LOGINS = 5;
-const LOCK_MS = 15 * 60 * 1000;
+/**
+ * Wrong passwords slow down the next tries rather than lock the account: per login and client
+ * address, 5 free tries, then 1 s, 2 s, 4 s... up to 15 minutes between tries; per login from any
+ * address (many addresses guessing one login), 20 free tries, then the same growing delays, except
+ * for a browser where the account signed in before (its device cookie), so that nobody can keep an
+ * account's owner out. Failures are forgotten after an hour or at a successful sign-in.
+ */
+export const FREE_TRIES_PER_ADDRESS = 5;
+export const FREE_TRIES_PER_LOGIN = 20;
+export const MAX_LOGIN_DELAY_MS = 15 * 60 * 1000;
+const FAILURE_WINDOW_MS = 60 * 60 * 1000;
+
+/** Who is trying: the client address, and whether this browser signed in to this account before. */
+export interface LoginSource {
+  address: string;
+  knownDevice: boolean;
+}
+
+export interface LoginOutcome {
+  account?: PatientAccount;
+  /** the try was not checked: too soon after failed ones; the next may come after this many ms */
+  retryAfterMs?: number;
+  /** failed checks of this login in the last hour, from every address, this one included */
+  failures?: number;
+}
 
 export class AccountRegistry {
-  private readonly logins: Attempts;
+  private readonly byAddress: Throttle;
+  private readonly byLogin: Throttle;
 
   constructor(private readonly store: ResourceStore) {
-    this.logins = new Attempts(store, 'auth:login-try:', MAX_FAILED_LOGINS, LOCK_MS);
+    this.byAddress = new Throttle(store, 'auth:login-try:', FREE_TRIES_PER_ADDRESS, MAX_LOGIN_DELAY_MS, FAILURE_WINDOW_MS);
+    this.byLogin = new Throttle(store, 'auth:login-any:', FREE_TRIES_PER_LOGIN, MAX_LOGIN_DELAY_MS, FAILURE_WINDOW_MS);
   }
 
   async get(login: string): Promise<PatientAccount | undefined> {
@@ -186,16 +210,22 @@ export class AccountRegistry {
    * locked). Every try counts, an unknown login's too (a lock says nothing of whether the login
    * exists); a right password clears the tries.
    */
-  async authenticate(login: string, password: string): Promise<{ account?: PatientAccount; locked?: boolean }> {
+  async authenticate(login: string, password: string, from: LoginSource = { address: 'local', knownDevice: false }): Promise<LoginOutcome> {
     const subject = login.toLowerCase();
-    const { tries, allowed } = await this.logins.take(subject);
-    if (!allowed) return { locked: true };
+    const here = await this.byAddress.take(`${subject}|${from.address}`);
+    if (!here.allowed) return { retryAfterMs: here.retryAfterMs };
+    const anywhere = await this.byLogin.take(subject);
+    if (!anywhere.allowed && !from.knownDevice) {
+      await here.withdraw();
+      return { retryAfterMs: anywhere.retryAfterMs };
+    }
     const account = await this.get(login);
     const right = account ? await verify(account.passwordHash, password) : (await hash(password), false); // the same time either way
     if (right) {
-      await this.logins.clear(subject);
+      await this.byAddress.clear(`${subject}|${from.address}`);
+      await this.byLogin.clear(subject);
       return { account };
     }
-    return { locked: tries >= MAX_FAILED_LOGINS };
+    return { failures: anywhere.failures + 1 };
   }
 }
