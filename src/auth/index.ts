@@ -66,6 +66,8 @@ export interface Auth {
   /** The caller of a FHIR request from its Authorization header; throws 401/403 FhirErrors. */
   verify(authorization: string | undefined): Promise<Access>;
   smartConfiguration(): Record<string, unknown>;
+  /** Whether a browser page from `origin` may call the FHIR API: it is the origin of a redirect URI of a referenced app. */
+  allowsOrigin(origin: string): Promise<boolean>;
   endpoints: { authorize: string; token: string; introspect: string; revoke: string; jwks: string; register: string; manage: string; launch: string };
   publicJwks: { keys: JWK[] };
 }
@@ -147,6 +149,10 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never, idTokenSigningAlgValues: SIGNING_ALGS as never },
     clientDefaults: { id_token_signed_response_alg: 'RS384', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'private_key_jwt' },
     allowOmittingSingleRegisteredRedirectUri: false,
+    // browser apps (public clients) call the token, revocation and userinfo endpoints from the origin of their redirect URIs
+    clientBasedCORS(_ctx: KoaContext, origin: string, client: { clientAuthMethod: string; redirectUris: string[] }) {
+      return origin !== 'null' && client.clientAuthMethod === 'none' && client.redirectUris.some((uri) => originOf(uri) === origin);
+    },
     // Each EHR launch gets a grant of its own: its launch context (the patient) is the grant's, so
     // a second launch of the same app in the same session, for another patient, must not reuse the
     // first one's grant (and context); it goes through consent, where its context is recorded.
@@ -684,7 +690,18 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     return html(res, 500, errorPage('Erreur', 'Une erreur est survenue. Réessayez plus tard.'));
   });
 
-  return { issuer, trustProxy: config.trustProxy, fhirBase, provider, clients, accounts, router, verify, smartConfiguration, endpoints, publicJwks };
+  // the origins of browser apps, recomputed at most every 10 s (registrations are rare, requests are not)
+  let origins: { at: number; set: Promise<Set<string>> } | undefined;
+  const allowsOrigin = async (origin: string) => {
+    if (!origins || Date.now() - origins.at > 10_000) {
+      const set = clients.list().then((all) => new Set(all.filter((c) => c.status !== 'suspended').flatMap((c) => c.redirectUris.map(originOf)).filter((o): o is string => o !== undefined)));
+      origins = { at: Date.now(), set };
+      set.catch(() => (origins = undefined));
+    }
+    return (await origins.set).has(origin);
+  };
+
+  return { issuer, trustProxy: config.trustProxy, fhirBase, provider, clients, accounts, router, verify, smartConfiguration, allowsOrigin, endpoints, publicJwks };
 }
 
 /**
@@ -709,4 +726,14 @@ function basicSecretDigested(req: Request): void {
 }
 
 /** FR Core's RPPS identifier system, and the national one (urn:oid:1.2.250.1.71.4.2.1 is the ADELI/RPPS OID). */
+/** The origin (scheme, host, port) of a URL; undefined for what does not parse. */
+function originOf(url: string): string | undefined {
+  try {
+    const o = new URL(url).origin;
+    return o === 'null' ? undefined : o;
+  } catch {
+    return undefined;
+  }
+}
+
 export const RPPS_SYSTEMS = ['https://rpps.esante.gouv.fr', 'urn:oid:1.2.250.1.71.4.2.1'];

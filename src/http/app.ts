@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Services, FhirRequest, FhirResponse, Method } from '../fhir/context';
 import { parsePrefer } from '../fhir/context';
@@ -76,6 +77,40 @@ function sendError(res: Response, err: FhirError, pretty: boolean): void {
   send(res, { status: err.status, headers: err.headers, body: operationOutcome(err.issues) }, FHIR_JSON, pretty);
 }
 
+/** What the FHIR base serves to anyone, without a token: the CapabilityStatement and SMART discovery. */
+const isPublic = (path: string[]) => path.length === 1 && path[0] === 'metadata';
+const PUBLIC_PATHS = new Set(['/metadata', '/.well-known/smart-configuration']);
+
+/**
+ * CORS of the FHIR API: a page may call it from the origin of a registered browser app (the origins
+ * of the redirect URIs of referenced clients) or from this server's own origin; the public
+ * documents (metadata, SMART discovery) from anywhere. A request from any other origin is refused
+ * (403, preflight included), so that a page elsewhere cannot use a token it got hold of.
+ */
+function corsPolicy(svc: Services & { auth?: Auth }): express.RequestHandler {
+  const own = svc.config.baseUrl ? new URL(svc.config.baseUrl).origin : undefined;
+  const allowed = async (origin: string, path: string) => PUBLIC_PATHS.has(path) || origin === own || ((await svc.auth?.allowsOrigin(origin)) ?? false);
+  const headers = cors({
+    origin: (origin, done) => done(null, origin !== undefined),
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Accept', 'If-Match', 'If-None-Match', 'If-None-Exist', 'If-Modified-Since', 'Prefer', 'X-Request-Id'],
+    exposedHeaders: ['Location', 'Content-Location', 'ETag', 'Last-Modified', 'X-Request-Id', 'Retry-After', 'X-Progress'],
+    maxAge: 600,
+  });
+  return (req, res, next) => {
+    const origin = req.get('origin');
+    if (origin === undefined) return next();
+    allowed(origin, req.path).then(
+      (ok) => {
+        if (ok) return headers(req, res, next);
+        res.locals.route = `${req.method} /fhir (origin refused)`;
+        sendError(res, new FhirError(403, 'forbidden', `Requests from ${origin} are not allowed: it is not the origin of a registered browser app`), false);
+      },
+      next,
+    );
+  };
+}
+
 /**
  * The HTTP server. With `svc.auth` the SMART authorization server is mounted beside the FHIR base
  * and every FHIR request but `metadata` and `.well-known/smart-configuration` needs a valid bearer
@@ -92,6 +127,9 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
     const id = req.get('x-request-id')?.slice(0, 64) ?? randomUUID();
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
+    // every answer, API and pages: no content sniffing, no address of ours in another site's Referer
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
     const start = process.hrtime.bigint();
     res.on('finish', () => {
       log.info({ reqId: id, method: req.method, route: res.locals.route ?? 'other', status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 }, 'request');
@@ -105,6 +143,8 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
       next();
     }, auth.router);
   }
+
+  app.use('/fhir', corsPolicy(svc));
 
   // SMART discovery: JSON whatever the Accept header says, no token needed
   app.get('/fhir/.well-known/smart-configuration', (_req, res) => {
@@ -126,6 +166,8 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
       const type = responseType(req, format);
       const path = pathSegments(req.path);
       res.locals.route = `${method} /fhir/${routeOf(path)}`;
+      // health data: never kept by a browser or a proxy (the CapabilityStatement is public)
+      if (!isPublic(path)) res.setHeader('Cache-Control', 'no-store');
       const fr: FhirRequest = {
         method,
         path,
