@@ -206,6 +206,61 @@ eachEngine(
       });
     });
 
+    test('conditional writes only ever match what the token may search: another patient’s resource is neither updated, deleted nor revealed', async () => {
+      const theirs = await h.create(allergy(B, '418689008'));
+      const a = as(tokenA);
+      // If-None-Exist with criteria that only B's resource meets: created (201), as when nothing matches
+      const created = await a.post('/fhir/AllergyIntolerance', allergy(A, '418689008'), { 'If-None-Exist': 'code=418689008' });
+      expect(created.status).toBe(201);
+      // a conditional update of those criteria now matches A's own only
+      const updated = await a.put('/fhir/AllergyIntolerance?code=418689008', { ...allergy(A, '418689008'), id: created.body.id });
+      expect(updated.status).toBe(200);
+      expect(updated.body.id).toBe(created.body.id);
+      // a conditional delete removes A's, never B's
+      expect((await a.delete('/fhir/AllergyIntolerance?code=418689008')).status).toBe(204);
+      expect((await admin().get(`/fhir/AllergyIntolerance/${theirs.id}`)).status).toBe(200);
+      expect((await admin().get(`/fhir/AllergyIntolerance/${created.body.id}`)).status).toBe(410);
+      // a conditional reference to B, in a batch entry, resolves to nothing, as for an unknown patient
+      const batch = await a.post('/fhir', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `AllergyIntolerance?patient=${B}` } }, { request: { method: 'GET', url: `Patient?_id=${B}` } }] });
+      expect(batch.body.entry.map((e: Json) => e.resource.total ?? (e.resource.entry ?? []).length)).toEqual([0, 0]);
+    });
+
+    test('a granular scope is judged on each version too: a version outside its query is not shown', async () => {
+      const granular = await tokenOf('helene', 'helene@example.fr', 'openid launch/patient patient/Observation.rs?category=vital-signs');
+      const obs = await h.create({ resourceType: 'Observation', status: 'final', category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }], code: { text: 'poids' }, subject: { reference: `Patient/${A}` } });
+      const moved = await admin()
+        .put(`/fhir/Observation/${obs.id}`)
+        .set('Content-Type', FHIR_JSON)
+        .send(JSON.stringify({ ...obs, category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] }] }));
+      expect(moved.status).toBe(200);
+      const g = as(granular);
+      expect((await g.get(`/fhir/Observation/${obs.id}/_history/1`)).status).toBe(200);
+      expectNotFound(await g.get(`/fhir/Observation/${obs.id}/_history/2`));
+      expectNotFound(await g.get(`/fhir/Observation/${obs.id}`));
+      const history = (await g.get('/fhir/Observation/_history?_count=100')).body;
+      expect((history.entry ?? []).filter((e: Json) => e.resource?.id === obs.id).map((e: Json) => e.resource.meta.versionId)).toEqual(['1']);
+    });
+
+    test('resources contained in another patient’s resources are not found with _contained', async () => {
+      const report = (patient: string) => ({
+        resourceType: 'DiagnosticReport',
+        status: 'final',
+        code: { text: 'bilan' },
+        subject: { reference: `Patient/${patient}` },
+        contained: [{ resourceType: 'Observation', id: 'o1', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '2093-3' }] }, subject: { reference: `Patient/${patient}` } }],
+        result: [{ reference: '#o1' }],
+      });
+      const theirs = await h.create(report(B));
+      const mine = await h.create(report(A));
+      const a = as(tokenA);
+      const found = await a.get('/fhir/Observation?_contained=true&code=2093-3');
+      expect(found.status).toBe(200);
+      expect(found.body.entry.map((e: Json) => e.fullUrl)).toEqual([`http://fhir.test/fhir/DiagnosticReport/${mine.id}#o1`]);
+      const containers = await a.get('/fhir/Observation?_contained=true&_containedType=container&code=2093-3');
+      expect(entryIds(containers.body)).toEqual([`DiagnosticReport/${mine.id}`]);
+      expect(JSON.stringify(containers.body)).not.toContain(theirs.id);
+    });
+
     test('If-Match on another patient’s resource answers 404, not its version', async () => {
       const other = await h.create(allergy(B, '91935009'));
       const a = as(tokenA);
