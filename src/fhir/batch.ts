@@ -275,6 +275,7 @@ export async function processBundle(svc: Services, req: FhirRequest): Promise<Fh
   } else {
     results = await runBatch(svc, req, entries);
   }
-  const response: Bundle = { resourceType: 'Bundle', id: randomUUID(), type: bundle.type === 'transaction' ? 'transaction-response' : 'batch-response', entry: results };
+  const response: Bundle = { resourceType: 'Bundle', id: randomUUID(), type: bundle.type === 'transaction' ? 'transaction-response' : 'batch-response' };
+  if (results.length) response.entry = results;
   return { status: 200, headers: {}, body: response };
 }

@@ -23,6 +23,9 @@ function head(type: string, total: number | undefined): string {
   return `{"resourceType":"Bundle","id":"${randomUUID()}","meta":{"lastUpdated":"${new Date().toISOString()}"},"type":"${type}"${total === undefined ? '' : `,"total":${total}`}`;
 }
 
+/** `,"entry":[...]`, or nothing: R4 JSON has no empty arrays. */
+const entryArray = (entries: string[]) => (entries.length ? `,"entry":[${entries.join(',')}]` : '');
+
 /** A resource of a searchset: a match or an inclusion, with the JSON to send (possibly subsetted). */
 export interface BundleMatch {
   version: StoredVersion;
@@ -35,7 +38,7 @@ export interface BundleMatch {
 export function searchBundle(base: string, self: string, params: [string, string][], plan: SearchPlan, page: Page<StoredVersion>, matches: BundleMatch[], outcome?: OperationOutcome): string {
   const entries = matches.map((m) => `{"fullUrl":${JSON.stringify(m.fullUrl ?? `${base}/${m.version.type}/${m.version.id}`)},"resource":${m.json},"search":{"mode":"${m.mode}"}}`);
   if (outcome) entries.push(`{"resource":${JSON.stringify(outcome)},"search":{"mode":"outcome"}}`);
-  return `${head('searchset', page.total)},"link":${links(self, params, plan.count, page, plan.cursor)},"entry":[${entries.join(',')}]}`;
+  return `${head('searchset', page.total)},"link":${links(self, params, plan.count, page, plan.cursor)}${entryArray(entries)}}`;
 }
 
 export function historyBundle(base: string, self: string, params: [string, string][], count: number, page: Page<StoredVersion>): string {
@@ -47,5 +50,5 @@ export function historyBundle(base: string, self: string, params: [string, strin
     const resource = v.json ? `"resource":${v.json},` : '';
     return `{"fullUrl":${JSON.stringify(`${base}/${v.type}/${v.id}`)},${resource}"request":${request},"response":${response}}`;
   });
-  return `${head('history', page.total)},"link":${links(self, params, count, page)},"entry":[${entries.join(',')}]}`;
+  return `${head('history', page.total)},"link":${links(self, params, count, page)}${entryArray(entries)}}`;
 }

@@ -89,7 +89,7 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
 /** The SMART on FHIR security section: the service and the OAuth endpoints (SMART App Launch, oauth-uris extension). */
 function smartSecurity(uris: NonNullable<Services['oauthUris']>): NonNullable<CapabilityStatement['rest']>[number]['security'] {
   return {
-    cors: false,
+    cors: true,
     service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR', display: 'SMART-on-FHIR' }], text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)' }],
     extension: [
       {
