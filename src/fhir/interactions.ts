@@ -18,12 +18,36 @@ import { ensureVisible, isConfined, restrictScopes, visible, writeGuard, type Wr
  * to `warnings` for the response.
  */
 const indexed = (svc: Services, req: FhirRequest, guard: WriteGuard, resource: Resource, warnings: Issue[]): WriteInput => {
+  checkLocalReferences(resource);
   warnings.length = 0;
   warnings.push(...(svc.validator?.check(resource) ?? []));
   const index = extractIndex(svc.registry, resource, req.baseUrl);
   guard.next(resource.resourceType, resource.id!, index);
   return { resource, index };
 };
+
+/**
+ * A reference to `urn:uuid:` or `urn:oid:` names an entry of the Bundle it was sent in; stored
+ * as is (a batch does not resolve them, a transaction did not find the entry) it would point
+ * nowhere. Bundles themselves (documents, messages) keep theirs: they resolve inside the Bundle.
+ */
+function checkLocalReferences(resource: Resource): void {
+  if (resource.resourceType === 'Bundle') return;
+  const found: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'reference' && typeof x === 'string' && /^urn:(uuid|oid):/.test(x)) found.push(`${path}.reference`);
+        else walk(x, `${path}.${k}`);
+      }
+    }
+  };
+  walk(resource, resource.resourceType);
+  if (found.length) {
+    throw new FhirError(400, 'invalid', `${found.length === 1 ? 'A reference' : `${found.length} references`} to an entry that is not in this request (urn:uuid or urn:oid): a batch does not resolve references between its entries, a transaction only to its own entries' fullUrl`, found);
+  }
+}
 
 const guardOf = (svc: Services, req: FhirRequest, perm: 'c' | 'u' | 'd', type: string, id: string) => writeGuard(svc, req.access, perm, type, id, req.baseUrl);
 

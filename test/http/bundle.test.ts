@@ -6,6 +6,35 @@ eachEngine('batch and transaction', (h) => {
   const txOrSkip = () => hasTransactions(h.services.store, h.engine.name, 'transaction test (the refusal itself is tested)');
   const count = async (q: string) => (await request(h.app).get(`/fhir/${q}`)).body.total as number;
 
+  test('a reference to a urn:uuid that nothing resolves is refused: that batch entry, the whole transaction, a plain create; a stored Bundle keeps its own', async () => {
+    const u1 = 'urn:uuid:6e2c7a10-0000-4000-8000-00000000aa01';
+    const obsTo = (ref: string) => ({ resourceType: 'Observation', status: 'final', code: { text: 'pendante' }, subject: { reference: ref } });
+    // a batch does not resolve references between its entries
+    const batch = await postBundle({ resourceType: 'Bundle', type: 'batch', entry: [{ fullUrl: u1, request: { method: 'POST', url: 'Patient' }, resource: patient('Pendante') }, { request: { method: 'POST', url: 'Observation' }, resource: obsTo(u1) }] });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry[0].response.status).toBe('201 Created');
+    expect(batch.body.entry[1].response.status).toBe('400 Bad Request');
+    expect(batch.body.entry[1].response.outcome.issue[0].expression).toEqual(['Bundle.entry[1].resource.subject.reference']);
+    expect(await count('Observation?code:text=pendante&_total=accurate&_count=0')).toBe(0);
+    // a plain create
+    const plain = await request(h.app).post('/fhir/Observation').set('Content-Type', FHIR_JSON).send(JSON.stringify(obsTo(u1)));
+    expect(plain.status).toBe(400);
+    expect(plain.body.issue[0].expression).toEqual(['Observation.subject.reference']);
+    // a transaction whose reference names no entry of its own
+    if (txOrSkip()) {
+      const tx = await postBundle({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Patient' }, resource: patient('PendanteTx') }, { request: { method: 'POST', url: 'Observation' }, resource: obsTo('urn:uuid:6e2c7a10-0000-4000-8000-00000000aa02') }] });
+      expect(tx.status).toBe(400);
+      expect(tx.body.issue[0].expression).toEqual(['Bundle.entry[1].resource.subject.reference']);
+      expect(await count('Patient?name=pendantetx&_total=accurate&_count=0')).toBe(0);
+    }
+    // a document Bundle, stored as a resource, keeps the references between its entries
+    const document = await request(h.app)
+      .post('/fhir/Bundle')
+      .set('Content-Type', FHIR_JSON)
+      .send(JSON.stringify({ resourceType: 'Bundle', type: 'collection', entry: [{ fullUrl: u1, resource: patient('DansLeDocument') }, { fullUrl: 'urn:uuid:6e2c7a10-0000-4000-8000-00000000aa03', resource: obsTo(u1) }] }));
+    expect(document.status).toBe(201);
+  });
+
   test('a batch runs entries independently and reports each one', async () => {
     const p = await h.create(patient('Batch'));
     const res = await postBundle({
