@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import type { Config } from './config';
 import type { Services } from './fhir/context';
@@ -111,10 +112,30 @@ async function purgeExpiredState(store: ResourceStore, log: Logger): Promise<voi
   }
 }
 
+/**
+ * A request Node's HTTP parser refuses (a raw non-ASCII character in the URL, a malformed header)
+ * never reaches Express: it gets an OperationOutcome that says what to do, not an empty 400.
+ */
+function answerUnparsable(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const diagnostics = tooLarge
+    ? 'The request headers are too large'
+    : err.code === 'HPE_INVALID_CHARACTER' || err.code === 'HPE_INVALID_URL'
+      ? 'The request line holds a character that HTTP does not allow there: characters outside ASCII in a URL must be percent-encoded (Hélène is H%C3%A9l%C3%A8ne)'
+      : 'The request is not valid HTTP/1.1';
+  const body = JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: tooLarge ? 'too-costly' : 'structure', diagnostics }] });
+  socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/fhir+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export async function startServer(config: Config, log: Logger, store?: ResourceStore): Promise<RunningServer> {
   // listen first: without BASE_URL, the public base (the tokens' audience) is this port on localhost
   const server = http.createServer();
   server.keepAliveTimeout = 5000;
+  server.on('clientError', answerUnparsable);
   const starting = (_req: http.IncomingMessage, res: http.ServerResponse) => {
     res.writeHead(503, { 'Retry-After': '1', 'Content-Type': 'application/fhir+json' });
     res.end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', diagnostics: 'The server is starting' }] }));
