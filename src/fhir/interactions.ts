@@ -10,6 +10,7 @@ import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
 import { historyBundle } from './bundles';
+import { claimUniqueIdentifiers, releaseDroppedIdentifiers, sameUniqueIdentifiers } from './unique-identifiers';
 import { ensureVisible, isConfined, restrictScopes, visible, writeGuard, type WriteGuard } from '../policy/access';
 
 /**
@@ -47,6 +48,23 @@ function checkLocalReferences(resource: Resource): void {
   if (found.length) {
     throw new FhirError(400, 'invalid', `${found.length === 1 ? 'A reference' : `${found.length} references`} to an entry that is not in this request (urn:uuid or urn:oid): a batch does not resolve references between its entries, a transaction only to its own entries' fullUrl`, found);
   }
+}
+
+/**
+ * A write under the claims of the resource's unique identifiers (an INS): taken before, released
+ * if the write fails, and those the written version no longer carries released after it.
+ */
+async function uniquely(svc: Services, type: string, id: string, resource: Resource | undefined, write: () => Promise<WriteResult>): Promise<WriteResult> {
+  const undo = resource ? await claimUniqueIdentifiers(svc.store, type, id, resource) : undefined;
+  let result: WriteResult;
+  try {
+    result = await write();
+  } catch (e) {
+    await undo?.();
+    throw e;
+  }
+  if (!result.unchanged) await releaseDroppedIdentifiers(svc.store, type, id, result.previous, result.version);
+  return result;
 }
 
 const guardOf = (svc: Services, req: FhirRequest, perm: 'c' | 'u' | 'd', type: string, id: string) => writeGuard(svc, req.access, perm, type, id, req.baseUrl);
@@ -146,10 +164,12 @@ async function createNew(svc: Services, req: FhirRequest, type: string, body: Re
   const id = req.assignedId ?? randomUUID();
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'c', type, id);
-  const result = await svc.store.write(type, id, (current, next) => {
-    if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
-    return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
-  });
+  const result = await uniquely(svc, type, id, body, () =>
+    svc.store.write(type, id, (current, next) => {
+      if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
+      return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
+    }),
+  );
   return writeResponse(svc, req, 201, result.version, `Created ${type}/${id}`, warnings);
 }
 
@@ -183,11 +203,13 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
   if (body.id !== id) throw badRequest(`The id in the body (${body.id}) does not match the id in the URL (${id})`, `${type}.id`);
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'u', type, id);
-  const result = await svc.store.write(type, id, (current, next) => {
-    guard.existing(current);
-    checkIfMatch(req, current, `${type}/${id}`);
-    return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
-  });
+  const result = await uniquely(svc, type, id, body, () =>
+    svc.store.write(type, id, (current, next) => {
+      guard.existing(current);
+      checkIfMatch(req, current, `${type}/${id}`);
+      return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
+    }),
+  );
   const created = !result.previous || result.previous.deleted;
   return writeResponse(svc, req, created ? 201 : 200, result.version, `${created ? 'Created' : 'Updated'} ${type}/${id}`, warnings);
 }
@@ -255,15 +277,26 @@ export async function patch(svc: Services, req: FhirRequest, type: string, id: s
   if (req.bodyKind !== 'json-patch') throw new FhirError(415, 'not-supported', 'PATCH takes a JSON Patch document (Content-Type: application/json-patch+json); FHIRPath Patch is not supported');
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'u', type, id);
-  const result = await svc.store.write(type, id, (current, next) => {
-    if (!current) throw notFound(`${type}/${id} is not known`);
-    guard.existing(current);
-    if (current.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`);
-    checkIfMatch(req, current, `${type}/${id}`);
-    const patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
-    resourceBody(svc, patched, type);
-    return indexed(svc, req, guard, stamp(patched, id, next.versionId, next.lastUpdated), warnings);
-  });
+  // the identifiers a patch may add are claimed before it is applied in the atomic section, where it is checked that they are the ones claimed
+  const before = await svc.store.read(type, id);
+  let expected: Resource | undefined;
+  try {
+    expected = before?.json ? applyJsonPatch(type, JSON.parse(before.json) as Resource, req.body) : undefined;
+  } catch {
+    expected = undefined; // the patch fails again below, with its own error
+  }
+  const result = await uniquely(svc, type, id, expected, () =>
+    svc.store.write(type, id, (current, next) => {
+      if (!current) throw notFound(`${type}/${id} is not known`);
+      guard.existing(current);
+      if (current.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`);
+      checkIfMatch(req, current, `${type}/${id}`);
+      const patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
+      resourceBody(svc, patched, type);
+      if (!sameUniqueIdentifiers(type, patched, expected)) throw new FhirError(409, 'conflict', `${type}/${id} changed while the patch was being checked; send it again`);
+      return indexed(svc, req, guard, stamp(patched, id, next.versionId, next.lastUpdated), warnings);
+    }),
+  );
   return writeResponse(svc, req, 200, result.version, `Patched ${type}/${id}`, warnings);
 }
 
@@ -282,13 +315,13 @@ function deleteResponse(req: FhirRequest, result: WriteResult | undefined, messa
 
 export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   const guard = await guardOf(svc, req, 'd', type, id);
-  const result = await svc.store.write(type, id, (current) => {
+  const result = await uniquely(svc, type, id, undefined, () => svc.store.write(type, id, (current) => {
     if (!current) throw notFound(`${type}/${id} is not known`);
     guard.existing(current);
     checkIfMatch(req, current, `${type}/${id}`);
     if (current.deleted) return null;
     return { resource: null, index: emptyIndex() };
-  });
+  }));
   return deleteResponse(req, result, result.unchanged ? `${type}/${id} was already deleted` : `Deleted ${type}/${id}`);
 }
 

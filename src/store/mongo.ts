@@ -582,6 +582,10 @@ export class MongoStore implements ResourceStore {
     }
   }
 
+  async releaseState(key: string, value: unknown): Promise<boolean> {
+    return (await this.state.deleteOne({ _id: key, value: JSON.stringify(value) })).deletedCount === 1;
+  }
+
   async listState<T>(prefix: string): Promise<{ key: string; value: T }[]> {
     const docs = await this.state.find({ _id: { $gte: prefix, $lt: prefixEnd(prefix) } }).sort({ _id: 1 }).toArray();
     return docs.filter(live).map((d) => ({ key: d._id, value: JSON.parse(d.value) as T }));

@@ -612,6 +612,11 @@ export class SqliteStore implements ResourceStore {
     }
   }
 
+  async releaseState(key: string, value: unknown): Promise<boolean> {
+    await this.ready();
+    return this.sql('DELETE FROM server_state WHERE key = ? AND value = ?').run(key, JSON.stringify(value)).changes === 1;
+  }
+
   async listState<T>(prefix: string): Promise<{ key: string; value: T }[]> {
     await this.ready();
     const rows = this.sql('SELECT key, value FROM server_state WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key').all(prefix, prefixEnd(prefix), Date.now()) as { key: string; value: string }[];

@@ -90,6 +90,8 @@ export interface ResourceStore {
   setState(key: string, value: unknown, options?: StateOptions): Promise<void>;
   /** Sets the value only if the key holds no live value (atomically, also between servers sharing the store); true when it did. */
   claimState(key: string, value: unknown, options?: StateOptions): Promise<boolean>;
+  /** Deletes the key's value if it is still `value` (compared as JSON), atomically; true when it did. */
+  releaseState(key: string, value: unknown): Promise<boolean>;
   /** The live values whose key starts with `prefix`, in key order. */
   listState<T>(prefix: string): Promise<{ key: string; value: T }[]>;
   /** Deletes every value of the group; returns how many there were. */
@@ -113,7 +115,7 @@ export function prefixEnd(prefix: string): string {
 }
 
 /** Server-owned state is never part of a transaction: a transaction's view passes it through. */
-type StateOperation = 'getState' | 'setState' | 'claimState' | 'listState' | 'deleteStateGroup' | 'purgeExpiredState';
+type StateOperation = 'getState' | 'setState' | 'claimState' | 'releaseState' | 'listState' | 'deleteStateGroup' | 'purgeExpiredState';
 
 /** The store a transaction works through: the engine's own operations bound to the transaction. */
 export function transactionView(
@@ -124,6 +126,7 @@ export function transactionView(
     getState: (k) => store.getState(k),
     setState: (k, v, o) => store.setState(k, v, o),
     claimState: (k, v, o) => store.claimState(k, v, o),
+    releaseState: (k, v) => store.releaseState(k, v),
     listState: (p) => store.listState(p),
     deleteStateGroup: (g) => store.deleteStateGroup(g),
     purgeExpiredState: () => store.purgeExpiredState(),

@@ -181,14 +181,15 @@ eachEngine('REST interactions', (h) => {
   });
 
   test('conditional create with If-None-Exist: none creates, one returns it, several is 412', async () => {
-    const ident = { identifier: [{ system: INS, value: '2800875123456' }] };
-    const first = await post('/fhir/Patient', patient('Cond', ident)).set('If-None-Exist', `identifier=${INS}|2800875123456`);
+    const IPP = 'https://hopital.example/ipp';
+    const ident = { identifier: [{ system: IPP, value: '2800875123456' }] };
+    const first = await post('/fhir/Patient', patient('Cond', ident)).set('If-None-Exist', `identifier=${IPP}|2800875123456`);
     expect(first.status).toBe(201);
-    const again = await post('/fhir/Patient', patient('Cond', ident)).set('If-None-Exist', `identifier=${INS}|2800875123456`);
+    const again = await post('/fhir/Patient', patient('Cond', ident)).set('If-None-Exist', `identifier=${IPP}|2800875123456`);
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
     await h.create(patient('Cond', ident));
-    const many = await post('/fhir/Patient', patient('Cond', ident)).set('If-None-Exist', `identifier=${INS}|2800875123456`);
+    const many = await post('/fhir/Patient', patient('Cond', ident)).set('If-None-Exist', `identifier=${IPP}|2800875123456`);
     expect(many.status).toBe(412);
     const unknownParam = await post('/fhir/Patient', patient('Cond')).set('If-None-Exist', 'nonsense=1');
     expect(unknownParam.status).toBe(400);

@@ -5,9 +5,14 @@ import { hasTransactions } from '../helpers/engines';
 /** Enforcement over HTTP with the French required profiles on (REQUIRED_PROFILES=fr). */
 type R = Record<string, any>;
 const examples = new Map(packageExamples().map((e) => [e.file, e.resource as R]));
+let nirs = 0;
+/** The FR Core Patient INS example with an INS of its own (an INS identifies one Patient): 13 digits and their key, 97 − (NIR mod 97). */
 const insPatient = (): R => {
   const r = structuredClone(examples.get('Patient-FRCorePatientExample.json')!);
   delete r.id;
+  const nir = `2800175${String(100000 + ++nirs).slice(1).padStart(6, '0')}`;
+  const key = String(97n - (BigInt(nir) % 97n)).padStart(2, '0');
+  for (const i of r.identifier as R[]) if (i.system === 'urn:oid:1.2.250.1.213.1.4.8') i.value = `${nir}${key}`;
   return r;
 };
 const glucose = (): R => {
