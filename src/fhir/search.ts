@@ -214,6 +214,8 @@ export async function everything(svc: Services, req: FhirRequest, id: string): P
     scopes.push({ type: t, conditions: [compartmentCondition(t, id)!, ...parsed.plan.scopes[0].conditions] });
   }
   const plan: SearchPlan = { ...first!.plan, scopes };
-  return answer(svc, req, `${req.baseUrl}/Patient/${id}/$everything`, req.query, { ...first!, plan }, []);
+  // and what those resources reference (practitioners, organisations, locations, medications...), as the operation defines
+  const referenced: Include = { reverse: false, sourceType: '*', param: '*', iterate: false };
+  return answer(svc, req, `${req.baseUrl}/Patient/${id}/$everything`, req.query, { ...first!, plan, includes: [referenced] }, []);
 }
 

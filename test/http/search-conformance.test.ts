@@ -209,6 +209,9 @@ eachEngine(
       const everyIds = ids(every.body).sort();
       expect(everyIds).toEqual([f.p1.id, f.glu1.id, f.glu2.id, f.risk1.id, f.doc.id, f.enc.id].sort());
       expect(everyIds).not.toContain(f.glu3.id);
+      // and the resources they reference, outside the compartment: the general practitioner (also a performer), the organisation
+      const referenced = every.body.entry.filter((e: { search: { mode: string } }) => e.search.mode === 'include').map((e: { resource: { resourceType: string; id: string } }) => `${e.resource.resourceType}/${e.resource.id}`);
+      expect(referenced.sort()).toEqual([`Organization/${f.org.id}`, `Practitioner/${f.gp.id}`].sort());
       const typed = await get(`Patient/${f.p1.id}/$everything?_type=Observation`);
       expect(ids(typed.body).sort()).toEqual([f.glu1.id, f.glu2.id].sort());
       const paged: string[] = [];
