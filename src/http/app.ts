@@ -18,6 +18,27 @@ const JSON_TYPES = new Set(['application/fhir+json', 'application/json', 'text/j
 const XML_TYPES = new Set(['application/fhir+xml', 'application/xml', 'text/xml', 'xml']);
 const XML_MESSAGE = 'XML is not supported by this server yet; send and accept application/fhir+json';
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+/** The media types of FHIR resources themselves (anything else asked of a Binary is its native content). */
+const FHIR_TYPES = new Set(['application/fhir+json', 'application/json+fhir', 'application/fhir+xml', 'application/xml+fhir', 'application/json']);
+
+/** A read of a Binary whose Accept names no FHIR format: the Binary's own content is wanted, not the resource (http.html#binary). */
+function wantsNativeBinary(req: Request, method: string, path: string[], format: string | undefined): boolean {
+  if (path[0] !== 'Binary' || (method !== 'GET' && method !== 'HEAD') || format !== undefined) return false;
+  if (!(path.length === 2 || (path.length === 4 && path[2] === '_history'))) return false;
+  const accept = req.get('accept');
+  return !!accept && !accept.split(',').some((t) => FHIR_TYPES.has(t.split(';')[0].trim().toLowerCase()));
+}
+
+/** The native form of a Binary resource: its bytes, with its content type. */
+function sendNativeBinary(res: Response, fr: FhirResponse): void {
+  if (fr.status !== 200 || fr.raw === undefined) return send(res, fr, FHIR_JSON, false);
+  const binary = JSON.parse(fr.raw) as { contentType: string; data?: string; securityContext?: { reference?: string } };
+  res.status(200);
+  for (const [k, v] of Object.entries(fr.headers)) res.setHeader(k, v);
+  res.setHeader('Content-Type', binary.contentType);
+  if (binary.securityContext?.reference) res.setHeader('X-Security-Context', binary.securityContext.reference);
+  res.send(Buffer.from(binary.data ?? '', 'base64'));
+}
 
 /** The response media type the client asked for: _format first, then Accept. */
 function responseType(req: Request, format: string | undefined): string {
@@ -43,6 +64,13 @@ function readBody(req: Request, method: Method, path: string[], limits: Config):
   // one resource (not a Bundle to process, not a Binary) is bounded before it is even parsed
   if (path.length > 0 && path[0] !== 'Binary' && !path.some((p) => p.startsWith('$')) && buf.length > limits.maxResourceBytes) {
     throw new FhirError(413, 'too-costly', `The resource is ${buf.length} bytes; this server accepts resources of at most ${limits.maxResourceBytes} bytes (MAX_RESOURCE_BYTES)`);
+  }
+  // FHIR Binary in its native form (http.html#binary): a PDF, a CDA document... becomes a Binary resource
+  if (path[0] === 'Binary' && path.length <= 2 && (method === 'POST' || method === 'PUT') && !FHIR_TYPES.has(ct) && !JSON_TYPES.has(ct)) {
+    const binary: Record<string, unknown> = { resourceType: 'Binary', ...(path[1] ? { id: path[1] } : {}), contentType: req.get('content-type')!.trim(), data: buf.toString('base64') };
+    const context = req.get('x-security-context');
+    if (context) binary.securityContext = { reference: context };
+    return { body: binary, bodyKind: 'resource' };
   }
   const text = buf.toString('utf8');
   if (JSON_TYPES.has(ct)) {
@@ -163,8 +191,9 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
     try {
       const method = req.method as Method;
       if (!METHODS.has(method)) throw new FhirError(405, 'not-supported', `HTTP method ${req.method} is not supported`, undefined, { Allow: [...METHODS].join(', ') });
-      const type = responseType(req, format);
       const path = pathSegments(req.path);
+      const native = wantsNativeBinary(req, method, path, format);
+      const type = native ? FHIR_JSON : responseType(req, format);
       res.locals.route = `${method} /fhir/${routeOf(path)}`;
       // health data: never kept by a browser or a proxy (the CapabilityStatement is public)
       if (!isPublic(path)) res.setHeader('Cache-Control', 'no-store');
@@ -184,7 +213,9 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
         if (!auth) throw new FhirError(401, 'login', 'Authorization is not configured on this server: no request can be authorized', undefined, { 'WWW-Authenticate': 'Bearer' });
         fr.access = await auth.verify(req.get('authorization'));
       }
-      send(res, await withTimeBudget(svc.config.requestTimeLimitMs, () => dispatch(svc, fr)), type, pretty);
+      const answer = await withTimeBudget(svc.config.requestTimeLimitMs, () => dispatch(svc, fr));
+      if (native) sendNativeBinary(res, answer);
+      else send(res, answer, type, pretty);
     } catch (caught) {
       const err = asFhirError(caught);
       if (err instanceof FhirError) return sendError(res, err, pretty);
