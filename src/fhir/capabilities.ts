@@ -1,5 +1,6 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4';
 import type { Services } from './context';
+import { ESTIMATE_LIMIT } from '../search/plan';
 
 const cache = new Map<string, CapabilityStatement>();
 
@@ -67,6 +68,7 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
     rest: [
       {
         mode: 'server',
+        documentation: `Bundle.total of a search is given when it is asked for: _total=accurate (every match counted), _total=estimate (counted up to ${ESTIMATE_LIMIT}; no total beyond), _count=0 or _summary=count; and on a first page that holds every match. Otherwise it is absent (_total=none is the default): counting every match of a large search on every first page costs more than the page.`,
         resource: resources,
         interaction: [...(svc.store.supportsTransactions ? [{ code: 'transaction' as const }] : []), { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
         searchParam: [

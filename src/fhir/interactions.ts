@@ -358,10 +358,9 @@ export async function history(svc: Services, req: FhirRequest, type?: string, id
   const page = await svc.store.history({ type, id, since, count, cursor });
   // a confined token sees the versions it may see, each judged on its own content (a page may then
   // hold fewer entries), and no count of the versions it may not see
-  if (req.access && isConfined(req.access)) {
-    page.items = await visible(svc, req.access, page.items, id ? 'r' : 's', req.baseUrl);
-    page.total = undefined;
-  }
+  if (req.access && isConfined(req.access)) page.items = await visible(svc, req.access, page.items, id ? 'r' : 's', req.baseUrl);
+  // the total is only known (and only given) when the first page holds every version; a confined token's, of what it may see
+  page.total = !cursor && !page.next ? page.items.length : undefined;
   const self = [req.baseUrl, type, id, '_history'].filter(Boolean).join('/');
   const kept = req.query.filter(([k]) => k === '_since');
   return { status: 200, headers: {}, raw: historyBundle(req.baseUrl, self, kept, count, page) };

@@ -133,6 +133,8 @@ async function answer(svc: Services, req: FhirRequest, self: string, params: [st
   if (scopes.length === 0) throw new FhirError(403, 'forbidden', `The token's scopes do not allow searching ${[...new Set(parsed.plan.scopes.map((s) => s.type))].slice(0, 5).join(', ')}`);
   parsed = { ...parsed, plan: { ...parsed.plan, scopes } };
   const page = await svc.store.search(parsed.plan);
+  // a first page that holds every match gives its total for free
+  if (page.total === undefined && !parsed.plan.cursor && !page.next && parsed.plan.count > 0 && !params.some(([k]) => k === '_total')) page.total = page.items.length;
   const entries: BundleMatch[] = (await withContainers(svc, req, page.items, parsed.containedType)).map((v) => ({
     version: v,
     mode: 'match',

@@ -467,7 +467,7 @@ export function parseSearch(registry: SearchParamRegistry, type: string, params:
   const conditions: Condition[] = [];
   const includes: Include[] = [];
   let count = opts.defaultCount;
-  let total: SearchPlan['total'] = 'accurate';
+  let total: SearchPlan['total'] | undefined;
   let cursor: SearchPlan['cursor'];
   let sort: SortKey[] = [];
   let summary: Summary | undefined;
@@ -484,7 +484,7 @@ export function parseSearch(registry: SearchParamRegistry, type: string, params:
           break;
         case '_total':
           if (!['none', 'estimate', 'accurate'].includes(rawValue)) throw badRequest(`_total must be none, estimate or accurate, got "${rawValue}"`);
-          total = rawValue === 'none' ? 'none' : 'accurate';
+          total = rawValue as SearchPlan['total'];
           break;
         case '_cursor': {
           const m = /^(next|prev):(.+)$/.exec(rawValue);
@@ -525,5 +525,7 @@ export function parseSearch(registry: SearchParamRegistry, type: string, params:
     if (c) conditions.push(c);
   }
   if (summary === 'count') count = 0;
+  // a count is made when asked for: _total, or a page of nothing (_count=0, _summary=count) which asks for nothing else
+  total ??= count === 0 ? 'accurate' : 'none';
   return { plan: { scopes: [{ type, conditions }], sort, count, cursor, total, contained }, includes, summary, elements, containedType, ignored: parser.ignored };
 }

@@ -83,5 +83,12 @@ export interface SearchPlan {
   sort: SortKey[];
   count: number;
   cursor?: Cursor;
-  total: 'accurate' | 'none';
+  /**
+   * `accurate`: count every match; `estimate`: count up to ESTIMATE_LIMIT matches (no total beyond);
+   * `none`: no count (the FHIR layer still gives the total of a first page that holds every match).
+   */
+  total: 'accurate' | 'estimate' | 'none';
 }
+
+/** How many matches `_total=estimate` counts at most: a total up to it is exact, beyond it none is given. */
+export const ESTIMATE_LIMIT = 1000;

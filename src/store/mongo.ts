@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { ObjectId, type ClientSession, type Collection, type Document, type Filter } from 'mongodb';
-import type { Bound, Condition, RangeMatch, SearchPlan, SortKey } from '../search/plan';
+import { ESTIMATE_LIMIT, type Bound, type Condition, type RangeMatch, type SearchPlan, type SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
 import { containingBuckets, numberBuckets, SUB } from '../search/values';
 import { budgetExceeded, remainingMs } from './budget';
@@ -412,10 +412,9 @@ export class MongoStore implements ResourceStore {
     if (q.type) filter.t = q.type;
     if (q.id) filter.i = q.id;
     if (q.since !== undefined) filter.lu = { $gte: q.since };
-    const total = await this.versions.countDocuments(filter, reading(session));
     const newestFirst = [{ path: 'lu', descending: true }];
     const { docs, next, prev } = await this.page([{ col: this.versions as unknown as Collection<AnyDoc>, filter: filter as Filter<AnyDoc> }], newestFirst, q.count, q.cursor, session);
-    return { items: docs.map((d) => toVersion(d.t, d as unknown as HistoryDoc)), total, next, prev };
+    return { items: docs.map((d) => toVersion(d.t, d as unknown as HistoryDoc)), next, prev };
   }
 
   /** A collection to read from: no index creation, a missing collection simply finds nothing. */
@@ -488,9 +487,12 @@ export class MongoStore implements ResourceStore {
       plan.scopes.map(async (s) => ({ col: this.readable(s.type), filter: await this.filterOf(s.type, s.conditions, session, plan.contained), type: s.type })),
     );
     let total: number | undefined;
-    if (plan.total === 'accurate') {
+    if (plan.total !== 'none') {
+      // an estimate counts at most ESTIMATE_LIMIT + 1 matches, and says nothing beyond ESTIMATE_LIMIT
+      const limit = plan.total === 'estimate' ? ESTIMATE_LIMIT + 1 : undefined;
       total = 0;
-      for (const src of sources) total += await src.col.countDocuments(src.filter, reading(session));
+      for (const src of sources) total += await src.col.countDocuments(src.filter, { ...reading(session), ...(limit ? { limit: limit - total } : {}) });
+      if (limit && total > ESTIMATE_LIMIT) total = undefined;
     }
     if (plan.count === 0) return { items: [], total };
     // without _sort: creation order, so resources created while a client pages come last

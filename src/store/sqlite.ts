@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Bound, Condition, IndexKind, RangeMatch, SearchPlan, SortKey } from '../search/plan';
+import { ESTIMATE_LIMIT, type Bound, type Condition, type IndexKind, type RangeMatch, type SearchPlan, type SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
 import { normalizeString } from '../search/values';
 import { budgetExceeded, deadline } from './budget';
@@ -461,8 +461,7 @@ export class SqliteStore implements ResourceStore {
     if (q.id) add('id = ?', q.id);
     if (q.since !== undefined) add('last_updated >= ?', q.since);
     const filter = where.length ? where.join(' AND ') : '1';
-    const total = (this.sql(`SELECT count(*) AS n FROM history WHERE ${filter}`).get(...args) as { n: number }).n;
-    return { ...this.page(`SELECT *, seq AS k0 FROM history WHERE ${BUDGET}(seq) AND ${filter}`, args, [true], q.count, q.cursor), total };
+    return this.page(`SELECT *, seq AS k0 FROM history WHERE ${BUDGET}(seq) AND ${filter}`, args, [true], q.count, q.cursor);
   }
 
   /**
@@ -514,12 +513,20 @@ export class SqliteStore implements ResourceStore {
     // `+`: "not contained" is nearly every row, never a reason to walk the container index
     const contained = plan.contained === 'true' ? 'r.container IS NOT NULL' : plan.contained === 'both' ? '1' : '+r.container IS NULL';
     const filter = `r.deleted = 0 AND ${contained} AND (${scopes.join(' OR ') || '0'})`;
-    const total = plan.total === 'accurate' ? (this.sql(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n : undefined;
+    const total = this.count(filter, args, plan.total);
     if (plan.count === 0) return { items: [], total };
     const sortArgs: unknown[] = [];
     const sortCols = plan.sort.map((k, i) => `${sql.sortValue('r', k, sortArgs)} AS k${i}`);
     const select = `SELECT r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, coalesce(r.content, h.content) AS content, ${[...sortCols, `r.pk AS k${plan.sort.length}`].join(', ')} FROM resources r JOIN history h ON h.seq = r.hseq WHERE ${filter}`;
     return { ...this.page(select, [...sortArgs, ...args], [...plan.sort.map((k) => k.descending), false], plan.count, plan.cursor), total };
+  }
+
+  /** The matches' count the plan asks for: all of them, at most ESTIMATE_LIMIT of them (none beyond), or none. */
+  private count(filter: string, args: unknown[], total: SearchPlan['total']): number | undefined {
+    if (total === 'none') return undefined;
+    if (total === 'accurate') return (this.sql(`SELECT count(*) AS n FROM resources r WHERE ${filter}`).get(...args) as { n: number }).n;
+    const n = (this.sql(`SELECT count(*) AS n FROM (SELECT 1 FROM resources r WHERE ${filter} LIMIT ?)`).get(...args, ESTIMATE_LIMIT + 1) as { n: number }).n;
+    return n <= ESTIMATE_LIMIT ? n : undefined;
   }
 
   async readMany(refs: { type: string; id: string }[]): Promise<StoredVersion[]> {

@@ -157,7 +157,11 @@ eachEngine('search', (h) => {
     const sys = 'urn:test:paging';
     const made = [];
     for (let i = 0; i < 7; i++) made.push((await h.create(patient(`Page${i}`, { identifier: [{ system: sys, value: 'p' }] }))).id);
-    const first = await search(`Patient?identifier=${sys}|p&_count=3`);
+    // a total is counted when asked for; a page that does not hold every match gives none otherwise
+    expect((await search(`Patient?identifier=${sys}|p&_count=3`)).body.total).toBeUndefined();
+    expect((await search(`Patient?identifier=${sys}|p&_count=7`)).body.total).toBe(7);
+    expect((await search(`Patient?identifier=${sys}|p&_count=3&_total=estimate`)).body.total).toBe(7);
+    const first = await search(`Patient?identifier=${sys}|p&_count=3&_total=accurate`);
     expect(first.body.total).toBe(7);
     expect(ids(first.body)).toHaveLength(3);
     // data changes between pages: an early resource is updated, one not yet seen is deleted, one is added
