@@ -34,6 +34,14 @@ export function r4PatientCompartment(): CompartmentDefinition {
   return require(`${DIR}/compartmentdefinition-patient.json`) as CompartmentDefinition;
 }
 
+let structureDefinitions: StructureDefinition[] | undefined;
+
+/** The StructureDefinitions of R4's resources and data types. */
+export function r4StructureDefinitions(): StructureDefinition[] {
+  structureDefinitions ??= [...bundleResources<StructureDefinition>('profiles-resources.json'), ...bundleResources<StructureDefinition>('profiles-types.json')].filter((r) => r.resourceType === 'StructureDefinition');
+  return structureDefinitions;
+}
+
 let summaryElements: Map<string, { summary: Set<string>; mandatory: Set<string> }> | undefined;
 
 /**

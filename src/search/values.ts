@@ -2,6 +2,8 @@
 
 /** Lower case without accents or ligatures: "Hélène" and "HELENE" both give "helene". */
 export function normalizeString(s: string): string {
+  // plain ASCII has no accents or ligatures to take off
+  if (/^[\x20-\x7e]*$/.test(s)) return s.toLowerCase().replace(/ {2,}/g, ' ').trim();
   return s
     .normalize('NFD')
     .replace(/\p{M}+/gu, '')
