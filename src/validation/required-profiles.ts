@@ -50,29 +50,51 @@ export const FRENCH_REQUIRED: Record<string, Rule> = {
   Communication: () => [ES_COMMUNICATION],
 };
 
-/** LOINC code → Observation profile, from the Mesures de santé then FR Core vital-sign profiles. */
+/**
+ * LOINC code → Observation profile, from the Mesures de santé then FR Core Observation profiles: the
+ * codes a profile fixes itself (fixed or pattern values of Observation.code), else the codes of a
+ * binding of Observation.code that the profile sets itself. A binding inherited from the base (the
+ * vital-signs profile binds every vital sign) says nothing about which measurement a profile is for.
+ */
 export function observationProfiles(sds: Sd[], expand: (valueSet: string) => { system: string; code: string }[]): Map<string, string> {
+  const byUrl = new Map(sds.map((s) => [s.url, s]));
   const byCode = new Map<string, string>();
   for (const pkg of OBSERVATION_PACKAGES) {
     for (const sd of sds.filter((s) => s.type === 'Observation' && s.derivation === 'constraint' && s.package.startsWith(pkg + '#'))) {
-      const codes: string[] = [];
-      const systemOf = new Map<string, string>();
-      for (const e of sd.elements) {
-        if (!e.path.startsWith('Observation.code')) continue;
-        const v = (e.fixed ?? e.pattern)?.value;
-        if (e.path === 'Observation.code.coding.code' && typeof v === 'string') codes.push(`${systemOf.get(e.id.slice(0, e.id.lastIndexOf('.'))) ?? 'http://loinc.org'}|${v}`);
-        if (e.path === 'Observation.code.coding.system' && typeof v === 'string') systemOf.set(e.id.slice(0, e.id.lastIndexOf('.')), v);
-        if (e.path === 'Observation.code.coding' && v && typeof v === 'object') {
-          const c = v as { system?: string; code?: string };
-          if (c.code) codes.push(`${c.system}|${c.code}`);
-        }
-        if (e.path === 'Observation.code' && v && typeof v === 'object') for (const c of (v as { coding?: { system?: string; code?: string }[] }).coding ?? []) if (c.code) codes.push(`${c.system}|${c.code}`);
-        if (e.path === 'Observation.code' && (e.binding?.strength === 'required' || e.binding?.strength === 'extensible') && e.binding.valueSet) for (const c of expand(e.binding.valueSet)) codes.push(`${c.system}|${c.code}`);
+      let codes = fixedCodes(sd);
+      if (codes.length === 0) {
+        const own = codeBinding(sd);
+        const inherited = sd.baseDefinition ? codeBinding(byUrl.get(sd.baseDefinition.split('|')[0])) : undefined;
+        if (own && own !== inherited) codes = expand(own).map((c) => `${c.system}|${c.code}`);
       }
       for (const c of codes) if (LOINC_SYSTEMS.some((sys) => c.startsWith(sys + '|')) && !byCode.has(c)) byCode.set(c, sd.url);
     }
   }
   return byCode;
+}
+
+/** The `system|code` pairs a profile fixes (fixed or pattern) on Observation.code, its codings or their code. */
+function fixedCodes(sd: Sd): string[] {
+  const codes: string[] = [];
+  const systemOf = new Map<string, string>();
+  for (const e of sd.elements) {
+    if (!e.path.startsWith('Observation.code')) continue;
+    const v = (e.fixed ?? e.pattern)?.value;
+    if (e.path === 'Observation.code.coding.system' && typeof v === 'string') systemOf.set(e.id.slice(0, e.id.lastIndexOf('.')), v);
+    if (e.path === 'Observation.code.coding.code' && typeof v === 'string') codes.push(`${systemOf.get(e.id.slice(0, e.id.lastIndexOf('.'))) ?? 'http://loinc.org'}|${v}`);
+    if (e.path === 'Observation.code.coding' && v && typeof v === 'object') {
+      const c = v as { system?: string; code?: string };
+      if (c.code) codes.push(`${c.system}|${c.code}`);
+    }
+    if (e.path === 'Observation.code' && v && typeof v === 'object') for (const c of (v as { coding?: { system?: string; code?: string }[] }).coding ?? []) if (c.code) codes.push(`${c.system}|${c.code}`);
+  }
+  return codes;
+}
+
+/** The value set a required or extensible binding of Observation.code names in this profile. */
+function codeBinding(sd: Sd | undefined): string | undefined {
+  const b = sd?.elements.find((e) => e.id === 'Observation.code')?.binding;
+  return b && (b.strength === 'required' || b.strength === 'extensible') ? b.valueSet?.split('|')[0] : undefined;
 }
 
 export class RequiredProfiles {
