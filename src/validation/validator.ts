@@ -953,6 +953,7 @@ export class Validator {
       if (!covered) this.walkComplex(this.children(node, type), obj, it.expr, ctx, node.isRoot);
       this.runInvariants(this.invariantsFor(node, type), it, ctx);
       if (type === 'Reference') this.checkReference(node, obj, it, ctx);
+      else if (type === 'Coding' || type === 'Quantity') this.checkCodeInSystem(obj, it, ctx);
       for (const def of profiles) {
         if (type === 'Extension' && obj.url !== def.sd.url) {
           this.push(ctx, 'error', 'structure', it.expr, `${it.expr}: the extension url ${String(obj.url)} is not ${def.sd.url}`);
@@ -1058,6 +1059,15 @@ export class Validator {
     }
     if (strength === 'required') this.push(ctx, 'error', 'code-invalid', it.expr, `${it.expr}: ${shown} is not in the value set ${valueSet} (required binding)`);
     else this.push(ctx, 'warning', 'code-invalid', it.expr, `${it.expr}: ${shown} is not in the value set ${valueSet} (extensible binding)`);
+  }
+
+  /** A code of a code system the server holds in full must be one of its codes, whatever the binding. */
+  private checkCodeInSystem(coding: Obj, it: Item, ctx: WalkContext): void {
+    const { system, code } = coding;
+    if (typeof system !== 'string' || typeof code !== 'string') return;
+    const found = this.terminology.lookup(system, code);
+    if (found.result === 'absent') this.push(ctx, 'error', 'code-invalid', it.expr, `${it.expr}: ${code} is not a code of the code system ${system}`);
+    else if (found.result === 'notListed') this.push(ctx, 'warning', 'not-supported', it.expr, `${it.expr}: could not check ${system}#${code}: ${found.reason}`);
   }
 
   private checkReference(node: Node, ref: Obj, it: Item, ctx: WalkContext): void {

@@ -3,6 +3,8 @@ import { eachEngine, FHIR_JSON, request } from '../helpers/http';
 
 /** Which profile a write must meet (REQUIRED_PROFILES=fr), shown with the packages' own examples stored as they are. */
 type R = Record<string, any>;
+const examples = new Map(packageExamples().map((e) => [e.file, e.resource as R]));
+const example = (file: string): R => structuredClone(examples.get(file)!);
 const mesuresObservations = packageExamples().filter((e) => e.package.startsWith('ans.fhir.fr.mesures#') && e.resource.resourceType === 'Observation');
 
 eachEngine(
@@ -20,6 +22,26 @@ eachEngine(
       const res = await post(resource as R);
       expect(res.body.issue?.filter((i: R) => i.severity === 'error') ?? []).toEqual([]);
       expect(res.status).toBe(201);
+    });
+
+    it('a required binding to a value set held only as an older build: a code it does not list is a warning (could not check), and the resource is stored', async () => {
+      // FR Core's blood pressure example, required to meet Mesures BP: its SNOMED CT body site is not in
+      // the local 1.1.0 copy of JDV-J149 (the current one lists FMA codes)
+      const bp = example('Observation-FRCoreObservationBPExample.json');
+      const res = await post(bp).set('Prefer', 'return=OperationOutcome');
+      expect(res.status).toBe(201);
+      const bodySite = res.body.issue.filter((i: R) => i.expression?.[0] === 'Observation.bodySite');
+      expect(bodySite).toEqual([expect.objectContaining({ severity: 'warning', diagnostics: expect.stringContaining('could not check') })]);
+    });
+
+    it('a code absent from a code system the server holds in full is an error, even under an extensible binding', async () => {
+      const p = example('Patient-FRCorePatientExample.json');
+      p.extension[1].extension[0].valueCoding.code = 'NOPE';
+      const res = await post(p);
+      expect(res.status).toBe(422);
+      const errors = res.body.issue.filter((i: R) => i.severity === 'error');
+      expect(errors).toEqual([expect.objectContaining({ code: 'code-invalid', expression: ['Patient.extension[1].extension[0].value.ofType(Coding)'] })]);
+      expect(errors[0].diagnostics).toContain('https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0445');
     });
   },
   { requiredProfiles: 'fr' },
