@@ -43,6 +43,24 @@ eachEngine(
       expect(errors).toEqual([expect.objectContaining({ code: 'code-invalid', expression: ['Patient.extension[1].extension[0].value.ofType(Coding)'] })]);
       expect(errors[0].diagnostics).toContain('https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0445');
     });
+
+    it('a DocumentReference declaring the PDSm simplified-publish profile is checked against it, not against the comprehensive one', async () => {
+      const simplified = example('DocumentReference-PDSmSimplifiedExample.json');
+      expect(simplified.meta.profile).toEqual(['https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-simplified-publish']);
+      expect((await post(simplified)).status).toBe(201);
+      // the simplified profile's own rules still hold
+      const broken = example('DocumentReference-PDSmSimplifiedExample.json');
+      delete broken.subject;
+      const res = await post(broken);
+      expect(res.status).toBe(422);
+      expect(res.body.issue.filter((i: R) => i.severity === 'error').flatMap((i: R) => i.expression)).toEqual(['DocumentReference.subject']);
+      // declaring no PDSm profile: the comprehensive one is required
+      const undeclared = example('DocumentReference-PDSmSimplifiedExample.json');
+      delete undeclared.meta;
+      const refused = await post(undeclared);
+      expect(refused.status).toBe(422);
+      expect(refused.body.issue.filter((i: R) => i.severity === 'error').map((i: R) => i.diagnostics)).toContainEqual(expect.stringContaining('pdsm-comprehensive-document-reference'));
+    });
   },
   { requiredProfiles: 'fr' },
 );
