@@ -11,6 +11,8 @@ export interface SdType {
   code: string;
   profile?: string[];
   targetProfile?: string[];
+  /** how a reference may be held: contained, referenced, bundled */
+  aggregation?: string[];
 }
 
 export interface SdElement {
@@ -95,7 +97,7 @@ export interface Definitions {
 }
 
 /** Bump when the shape of the cache changes. */
-const CACHE_FORMAT = 4;
+const CACHE_FORMAT = 5;
 
 const BEST_PRACTICE = 'http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice';
 
@@ -113,6 +115,7 @@ function reduceElement(e: Record<string, unknown>): SdElement {
       const r: SdType = { code: t.code };
       if (t.profile?.length) r.profile = t.profile;
       if (t.targetProfile?.length) r.targetProfile = t.targetProfile;
+      if (t.aggregation?.length) r.aggregation = t.aggregation;
       return r;
     });
   if (e.contentReference) out.contentReference = e.contentReference as string;

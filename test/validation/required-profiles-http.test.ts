@@ -5,6 +5,13 @@ import { eachEngine, FHIR_JSON, request } from '../helpers/http';
 type R = Record<string, any>;
 const examples = new Map(packageExamples().map((e) => [e.file, e.resource as R]));
 const example = (file: string): R => structuredClone(examples.get(file)!);
+/** PDSm's simplified-publish example with the size and SHA-1 of its data (the package's are wrong: profiles/README.md) */
+const simplifiedDocument = (): R => {
+  const r = example('DocumentReference-PDSmSimplifiedExample.json');
+  r.content[0].attachment.size = 11;
+  r.content[0].attachment.hash = 'Ck1VqNd45QIvq3AZd8XYQLvEhtA=';
+  return r;
+};
 const mesuresObservations = packageExamples().filter((e) => e.package.startsWith('ans.fhir.fr.mesures#') && e.resource.resourceType === 'Observation');
 
 eachEngine(
@@ -45,17 +52,17 @@ eachEngine(
     });
 
     it('a DocumentReference declaring the PDSm simplified-publish profile is checked against it, not against the comprehensive one', async () => {
-      const simplified = example('DocumentReference-PDSmSimplifiedExample.json');
+      const simplified = simplifiedDocument();
       expect(simplified.meta.profile).toEqual(['https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-simplified-publish']);
       expect((await post(simplified)).status).toBe(201);
       // the simplified profile's own rules still hold
-      const broken = example('DocumentReference-PDSmSimplifiedExample.json');
+      const broken = simplifiedDocument();
       delete broken.subject;
       const res = await post(broken);
       expect(res.status).toBe(422);
       expect(res.body.issue.filter((i: R) => i.severity === 'error').flatMap((i: R) => i.expression)).toEqual(['DocumentReference.subject']);
       // declaring no PDSm profile: the comprehensive one is required
-      const undeclared = example('DocumentReference-PDSmSimplifiedExample.json');
+      const undeclared = simplifiedDocument();
       delete undeclared.meta;
       const refused = await post(undeclared);
       expect(refused.status).toBe(422);
