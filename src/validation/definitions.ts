@@ -97,7 +97,7 @@ export interface Definitions {
 }
 
 /** Bump when the shape of the cache changes. */
-const CACHE_FORMAT = 5;
+const CACHE_FORMAT = 6;
 
 const BEST_PRACTICE = 'http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice';
 

@@ -68,6 +68,25 @@ eachEngine(
       expect(refused.status).toBe(422);
       expect(refused.body.issue.filter((i: R) => i.severity === 'error').map((i: R) => i.diagnostics)).toContainEqual(expect.stringContaining('pdsm-comprehensive-document-reference'));
     });
+
+    it('the CapabilityStatement lists, per type, the profiles a write must meet, and the packages loaded', async () => {
+      const cs = (await request(h.app).get('/fhir/metadata')).body;
+      const of = (type: string) => cs.rest[0].resource.find((r: R) => r.type === type);
+      const required = h.services.validator!.required.describe();
+      for (const [type, profiles] of Object.entries(required)) expect([type, of(type).supportedProfile]).toEqual([type, profiles]);
+      expect(of('DocumentReference').supportedProfile).toEqual(['https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference', 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-simplified-publish']);
+      expect(of('Observation').supportedProfile).toEqual(expect.arrayContaining(mesuresObservations.map((e) => (e.resource as R).meta.profile[0])));
+      expect(of('Binary').supportedProfile).toBeUndefined();
+      expect(cs.implementationGuide).toEqual(
+        expect.arrayContaining([
+          'https://hl7.fr/ig/fhir/core/ImplementationGuide/hl7.fhir.fr.core|2.2.0',
+          'https://interop.esante.gouv.fr/ig/fhir/pdsm/ImplementationGuide/ans.fhir.fr.pdsm|3.1.1',
+          'https://interop.esante.gouv.fr/ig/fhir/mesures/ImplementationGuide/ans.fhir.fr.mesures|3.1.0',
+          'https://espace-sante.example/fhir/ImplementationGuide/espace-sante|0.1.0',
+        ]),
+      );
+      expect(cs.implementationGuide).toHaveLength(10);
+    });
   },
   { requiredProfiles: 'fr' },
 );
