@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4';
 import * as jsonpatch from 'fast-json-patch';
 import { badRequest, FhirError, informational, notFound, operationOutcome, preconditionFailed, type Issue } from '../outcome';
-import { emptyIndex, extractIndex } from '../search/extract';
+import { emptyIndex, extractIndex, type IndexEntries } from '../search/extract';
 import { parseCount, parseSearch } from '../search/parse';
 import type { SearchPlan } from '../search/plan';
 import { dateRange } from '../search/values';
@@ -13,16 +13,33 @@ import { historyBundle } from './bundles';
 import { checkWrite, restrictScopes, visible } from '../policy/access';
 
 /**
- * The resource to store with its index, after validation (base R4, meta.profile, required profiles):
- * errors throw 422 with every issue; warnings are added to `warnings` for the response.
+ * What a create or an update checks of the resource as it would be stored, before storing it; the
+ * writes and $validate both run it. Validation (base R4, meta.profile, the required profiles and
+ * `profiles`): errors throw 422 with every issue; then the policy's check of the write (403, 404).
+ * Returns the index to store and the warnings.
  */
-const indexed = (svc: Services, req: FhirRequest, perm: 'c' | 'u', current: StoredVersion | undefined, resource: Resource, warnings?: Issue[]): WriteInput => {
-  const found = svc.validator?.check(resource) ?? [];
-  warnings?.push(...found);
+export function checkWriteOf(svc: Services, req: FhirRequest, perm: 'c' | 'u', current: StoredVersion | undefined, resource: Resource, profiles: string[] = []): { index: IndexEntries; warnings: Issue[] } {
+  const warnings = svc.validator?.check(resource, profiles) ?? [];
   const index = extractIndex(svc.registry, resource, req.baseUrl);
   checkWrite(req.access, perm, resource.resourceType, resource.id!, currentIndex(svc, req, current), index);
+  return { index, warnings };
+}
+
+/** The resource to store with its index (checkWriteOf); its warnings are added to `warnings` for the response. */
+const indexed = (svc: Services, req: FhirRequest, perm: 'c' | 'u', current: StoredVersion | undefined, resource: Resource, warnings?: Issue[]): WriteInput => {
+  const { index, warnings: found } = checkWriteOf(svc, req, perm, current, resource);
+  warnings?.push(...found);
   return { resource, index };
 };
+
+/** The body of an update of type/id: a resource of the type whose id is the id of the URL (400 otherwise). */
+export function updateBody(svc: Services, body: unknown, type: string, id: string): Resource {
+  checkId(id);
+  const resource = resourceBody(svc, body, type);
+  if (resource.id === undefined) throw badRequest(`The ${type} in the body has no id; an update needs id "${id}" in the body`, `${type}.id`);
+  if (resource.id !== id) throw badRequest(`The id in the body (${resource.id}) does not match the id in the URL (${id})`, `${type}.id`);
+  return resource;
+}
 
 /** The index entries of the current version, for the policy's check of a write (only when the caller is confined). */
 function currentIndex(svc: Services, req: FhirRequest, current: StoredVersion | undefined) {
@@ -154,10 +171,7 @@ export async function vread(svc: Services, req: FhirRequest, type: string, id: s
 }
 
 export async function update(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
-  checkId(id);
-  const body = resourceBody(svc, req.body, type);
-  if (body.id === undefined) throw badRequest(`The ${type} in the body has no id; an update needs id "${id}" in the body`, `${type}.id`);
-  if (body.id !== id) throw badRequest(`The id in the body (${body.id}) does not match the id in the URL (${id})`, `${type}.id`);
+  const body = updateBody(svc, req.body, type, id);
   const warnings: Issue[] = [];
   const result = await svc.store.write(type, id, (current, next) => {
     checkIfMatch(req, current, `${type}/${id}`);
@@ -252,10 +266,15 @@ function deleteResponse(req: FhirRequest, result: WriteResult | undefined, messa
   return { status: 204, headers };
 }
 
+/** What a delete checks of the current version; remove and $validate in delete mode both run it. */
+export function checkDeleteOf(svc: Services, req: FhirRequest, type: string, id: string, current: StoredVersion | undefined): asserts current is StoredVersion {
+  if (!current) throw notFound(`${type}/${id} is not known`);
+  checkWrite(req.access, 'd', type, id, currentIndex(svc, req, current), undefined);
+}
+
 export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   const result = await svc.store.write(type, id, (current) => {
-    if (!current) throw notFound(`${type}/${id} is not known`);
-    checkWrite(req.access, 'd', type, id, currentIndex(svc, req, current), undefined);
+    checkDeleteOf(svc, req, type, id, current);
     checkIfMatch(req, current, `${type}/${id}`);
     if (current.deleted) return null;
     return { resource: null, index: emptyIndex() };

@@ -948,7 +948,8 @@ export class Validator {
         this.runInvariants(node.invariants, it, ctx);
         return;
       }
-      if (onlyIdOrType(obj)) {
+      // a resource is not an element: ele-1 does not apply to it
+      if (!(node.isRoot && resourceType) && onlyIdOrType(obj)) {
         this.push(ctx, 'error', 'invalid', it.expr, `${it.expr}: all FHIR elements must have a value or children (ele-1)`);
       }
       const profiles = this.typeProfilesFor(node, type);
