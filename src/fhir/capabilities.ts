@@ -80,7 +80,10 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
             .filter((p) => p.searchable && p.url.startsWith('http://hl7.org/fhir/SearchParameter/Resource-'))
             .map((p) => ({ name: p.code, definition: p.url, type: p.type })),
         ],
-        operation: [{ name: 'reindex', definition: `${baseUrl}/OperationDefinition/reindex`, documentation: 'Makes the stored SearchParameter resources searchable: POST starts a background job (202, Content-Location of its progress); GET shows it; DELETE cancels it.' }],
+        operation: [
+          ...(svc.validator ? [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate', documentation: 'POST [base]/$validate: the resource as the body or in a Parameters resource parameter' }] : []),
+          { name: 'reindex', definition: `${baseUrl}/OperationDefinition/reindex`, documentation: 'Makes the stored SearchParameter resources searchable: POST starts a background job (202, Content-Location of its progress); GET shows it; DELETE cancels it.' },
+        ],
         compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
         ...(svc.oauthUris ? { security: smartSecurity(svc.oauthUris) } : {}),
       },

@@ -57,6 +57,8 @@ eachEngine('$validate and writes agree', (h) => {
     expect(unknownType.status).toBe(400);
     const updateAtSystemLevel = await send('post', '/fhir/$validate', parameters(bad, 'update'));
     expect(updateAtSystemLevel.status).toBe(400);
+    const cs = (await request(h.app).get('/fhir/metadata')).body;
+    expect(cs.rest[0].operation.map((o: R) => o.name)).toContain('validate');
   });
 
   it('update mode refuses a resource whose id is not the one of the URL, as the update does', async () => {
