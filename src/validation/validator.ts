@@ -4,6 +4,7 @@ import r4model from 'fhirpath/fhir-context/r4';
 import type { Issue } from '../outcome';
 import { Terminology } from '../terminology/terminology';
 import type { Definitions, Sd, SdElement, SdType } from './definitions';
+import { jsonShapeIssues } from './json-shape';
 import { checkPrimitive, PRIMITIVES } from './primitives';
 import { BaseSchema } from './schema';
 
@@ -520,6 +521,8 @@ export class Validator {
     if (outer.depth > 8) return;
     const toExpr = (p: string[]) => (expr === type ? this.expressionOf(type, p) : expr + this.expressionOf('', p));
     const schemaIssues = this.schema.validate(res, type, toExpr);
+    // the whole JSON tree once, from the top (nested resources included)
+    if (outer.depth === 0) schemaIssues.push(...jsonShapeIssues(res, toExpr));
     // %rootResource: a contained resource's container; any other (top level, Bundle entry, Parameters) is its own
     const container = outer.depth === 0 ? undefined : [outer.resource, outer.rootResource].find((r) => Array.isArray(r.contained) && r.contained.includes(res));
     const ctx: WalkContext = { issues: [], resource: res, rootResource: container ?? res, bundle: outer.bundle, profile: '', depth: outer.depth + 1 };

@@ -68,4 +68,36 @@ eachEngine('$validate and writes agree', (h) => {
     expect(res.status).toBe(200);
     expect(errorsOf(res.body)).toEqual(errorsOf(put.body));
   });
+
+  /** JSON R4 forbids, each with where it is refused */
+  const forbidden: [string, R, string[]][] = [
+    ['a null name', { name: [null] }, ['Patient.name[0]']],
+    ['an empty name array', { name: [] }, ['Patient.name']],
+    ['an empty extension array', { name: [{ family: 'Durand' }], extension: [] }, ['Patient.extension']],
+    ['a null given name', { name: [{ family: 'Durand', given: [null] }] }, ['Patient.name[0].given[0]']],
+    ['a null given name whose _given is null too', { name: [{ family: 'Durand', given: ['Anne', null], _given: [null, null] }] }, ['Patient.name[0].given[1]']],
+    ['given and _given of different lengths', { name: [{ family: 'Durand', given: ['Anne', 'Marie'], _given: [null] }] }, ['Patient.name[0].given']],
+    ['an empty object', { name: [{}] }, ['Patient.name[0]']],
+    ['a null value', { name: [{ family: null, given: ['Anne'] }] }, ['Patient.name[0].family']],
+    ['an empty string', { name: [{ family: '' }] }, ['Patient.name[0].family']],
+    ['an empty array in a contained resource', { name: [{ family: 'Durand' }], contained: [{ resourceType: 'Organization', id: 'o', name: 'Clinique', alias: [] }], managingOrganization: { reference: '#o' } }, ['Patient.contained[0].alias']],
+  ];
+
+  it.each(forbidden)('%s is refused on write (422) and by $validate, at its element', async (_name, content, expressions) => {
+    const resource = { resourceType: 'Patient', ...content };
+    const created = await send('post', '/fhir/Patient', resource);
+    expect(created.status).toBe(422);
+    expect(errorsOf(created.body).map((i: R) => i.expression[0])).toEqual(expressions);
+    const validated = await send('post', '/fhir/Patient/$validate', resource);
+    expect(validated.status).toBe(200);
+    expect(errorsOf(validated.body).map((i: R) => i.expression[0])).toEqual(expressions);
+  });
+
+  it('a null in a primitive array stands for a value that has only extensions, when _given holds them', async () => {
+    const qualifier = { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier', valueCode: 'BR' }] };
+    const res = await send('post', '/fhir/Patient', { resourceType: 'Patient', name: [{ family: 'Durand', given: ['Anne', null], _given: [null, qualifier] }] });
+    expect(res.body.issue ?? []).toEqual([]);
+    expect(res.status).toBe(201);
+    expect(res.body.name[0]._given).toEqual([null, qualifier]);
+  });
 });
