@@ -15,36 +15,41 @@ export function jsonShapeIssues(resource: Record<string, unknown>, toExpression:
     const expression = toExpression(pointer);
     issues.push({ severity: 'error', code: 'structure', diagnostics: `${expression}: ${what} (not allowed in FHIR JSON)`, expression: [expression] });
   };
+  /** a value that is not an array (arrays are walked with the object holding them) */
   const walk = (value: unknown): void => {
     if (value === null) return refuse('a null value');
     if (typeof value !== 'object') {
       if (value === '') refuse('an empty string');
       return;
     }
-    if (Array.isArray(value)) return walkArray(value, undefined);
     const obj = value as Record<string, unknown>;
     let empty = true;
     for (const key in obj) {
       empty = false;
       const v = obj[key];
       pointer.push(key);
-      if (Array.isArray(v)) walkArray(v, pairOf(obj, key));
+      if (Array.isArray(v)) walkArray(v, obj, key);
       else walk(v);
       pointer.pop();
     }
     if (empty) refuse('an empty object');
   };
-  const walkArray = (items: unknown[], pair: unknown[] | undefined): void => {
+  /** `items` is obj[key] */
+  const walkArray = (items: unknown[], obj: Record<string, unknown>, key: string): void => {
     if (items.length === 0) return refuse('an empty array');
-    const key = pointer[pointer.length - 1];
-    if (pair && pair.length !== items.length && !key.startsWith('_')) refuse(`${items.length} values where _${key} has ${pair.length} items (aligned arrays have the same length)`);
+    const underscore = key.charCodeAt(0) === 95;
+    // the aligned array, looked up only where it matters: for a null, and from the (rarer) _name side for the lengths
+    let pair = underscore ? alignedWith(obj, key) : undefined;
+    if (pair && pair.length !== items.length) refuse(`${pair.length} values where ${key} has ${items.length} items (aligned arrays have the same length)`);
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
       pointer.push(String(i));
       if (item === null) {
+        pair ??= alignedWith(obj, key);
         if (!pair || pair[i] === null || pair[i] === undefined) refuse('a null item with nothing at the same index of its aligned array');
       } else if (Array.isArray(item)) refuse('an array inside an array');
-      else walk(item);
+      else if (typeof item === 'object') walk(item);
+      else if (item === '') refuse('an empty string');
       pointer.pop();
     }
   };
@@ -53,7 +58,7 @@ export function jsonShapeIssues(resource: Record<string, unknown>, toExpression:
 }
 
 /** The array aligned with obj[key]: `_given` for `given`, `given` for `_given`. */
-function pairOf(obj: Record<string, unknown>, key: string): unknown[] | undefined {
-  const other = obj[key.startsWith('_') ? key.slice(1) : `_${key}`];
+function alignedWith(obj: Record<string, unknown>, key: string): unknown[] | undefined {
+  const other = obj[key.charCodeAt(0) === 95 ? key.slice(1) : `_${key}`];
   return Array.isArray(other) ? other : undefined;
 }

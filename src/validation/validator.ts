@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4';
 import type { Issue } from '../outcome';
@@ -131,8 +131,8 @@ export interface WalkContext {
    * extension, the extension's own definition, a type profile) is walked once
    */
   walked?: Map<Obj, { children: Node[]; expr: string }[]>;
-  /** attachments whose size and hash were checked against their data (once, whatever the number of profiles) */
-  attachments?: Set<Obj>;
+  /** codings, quantities and attachments already checked against what no profile changes (code systems, inline data): once each */
+  checkedValues?: Set<Obj>;
 }
 
 export interface ValidateOptions {
@@ -962,8 +962,10 @@ export class Validator {
       if (!covered) this.walkComplex(this.children(node, type), obj, it.expr, ctx, node.isRoot);
       this.runInvariants(this.invariantsFor(node, type), it, ctx);
       if (type === 'Reference') this.checkReference(node, obj, it, ctx);
-      else if (type === 'Coding' || type === 'Quantity') this.checkCodeInSystem(obj, it, ctx);
-      else if (type === 'Attachment' && typeof obj.data === 'string') this.checkAttachmentData(obj, obj.data, it, ctx);
+      else if ((type === 'Coding' || type === 'Quantity' || type === 'Attachment') && firstCheck(obj, ctx)) {
+        if (type === 'Attachment') this.checkAttachmentData(obj, it, ctx);
+        else this.checkCodeInSystem(obj, it, ctx);
+      }
       for (const def of profiles) {
         if (type === 'Extension' && obj.url !== def.sd.url) {
           this.push(ctx, 'error', 'structure', it.expr, `${it.expr}: the extension url ${String(obj.url)} is not ${def.sd.url}`);
@@ -1084,15 +1086,13 @@ export class Validator {
   }
 
   /** Attachment.size and Attachment.hash (base64 of the SHA-1) must be those of the inline data. */
-  private checkAttachmentData(attachment: Obj, data: string, it: Item, ctx: WalkContext): void {
-    if (attachment.size === undefined && attachment.hash === undefined) return;
-    ctx.attachments ??= new Set();
-    if (ctx.attachments.has(attachment)) return;
-    ctx.attachments.add(attachment);
+  private checkAttachmentData(attachment: Obj, it: Item, ctx: WalkContext): void {
+    const data = attachment.data;
+    if (typeof data !== 'string' || (attachment.size === undefined && attachment.hash === undefined)) return;
     const bytes = Buffer.from(data, 'base64');
     if (typeof attachment.size === 'number' && attachment.size !== bytes.length) this.push(ctx, 'error', 'value', `${it.expr}.size`, `${it.expr}.size: ${attachment.size} bytes stated, but the data holds ${bytes.length}`);
     if (typeof attachment.hash === 'string') {
-      const sha1 = createHash('sha1').update(bytes).digest('base64');
+      const sha1 = hash('sha1', bytes, 'base64');
       if (attachment.hash.trim() !== sha1) this.push(ctx, 'error', 'value', `${it.expr}.hash`, `${it.expr}.hash: ${attachment.hash} is not the SHA-1 of the data (${sha1})`);
     }
   }
@@ -1170,6 +1170,14 @@ function childIndex(children: Node[]): ChildIndex {
     childIndexes.set(children, (idx = x));
   }
   return idx;
+}
+
+/** Is this the first time the value is met in this validation (several profiles may walk it)? */
+function firstCheck(value: Obj, ctx: WalkContext): boolean {
+  ctx.checkedValues ??= new Set();
+  if (ctx.checkedValues.has(value)) return false;
+  ctx.checkedValues.add(value);
+  return true;
 }
 
 /** Displays compare without regard to case or runs of white space. */
