@@ -563,7 +563,7 @@ export class Validator {
   /** Does `res` conform to the profile (no error)? Used by profile discriminators and reference targets. */
   private conforms(res: Json, profile: string, ctx: WalkContext): boolean {
     if (!isObj(res)) return false;
-    const sub: WalkContext = { ...ctx, issues: [], walked: undefined };
+    const sub: WalkContext = { ...ctx, issues: [], walked: undefined, checkedValues: undefined };
     const c = this.compile(profile);
     if (!c) return false;
     if (c.sd.kind === 'resource') {
