@@ -1,4 +1,3 @@
-import type { Resource } from 'fhir/r4';
 import { badRequest, FhirError, operationOutcome, type Issue } from '../outcome';
 import { ensureVisible, requirePermission } from '../policy/access';
 import type { FhirRequest, FhirResponse, Services } from './context';

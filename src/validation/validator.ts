@@ -1106,8 +1106,7 @@ export class Validator {
     else if (found.result === 'defined' && typeof coding.display === 'string' && found.displays.length && !found.displays.some((d) => sameDisplay(d, coding.display as string))) {
       const shown = found.displays.map((d) => `"${d}"`).join(' or ');
       this.push(ctx, 'warning', 'code-invalid', `${it.expr}.display`, `${it.expr}.display: "${coding.display}" is not the display of ${system}#${code} (${shown})`);
-    }
-    else if (found.result === 'notListed') this.push(ctx, 'warning', 'not-supported', it.expr, `${it.expr}: could not check ${system}#${code}: ${found.reason}`);
+    } else if (found.result === 'notListed') this.push(ctx, 'warning', 'not-supported', it.expr, `${it.expr}: could not check ${system}#${code}: ${found.reason}`);
   }
 
   private checkReference(node: Node, ref: Obj, it: Item, ctx: WalkContext): void {
