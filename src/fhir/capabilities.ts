@@ -19,7 +19,7 @@ const VERSION = packageVersion();
 
 /** The CapabilityStatement, generated from what the server implements: types, interactions, parameters. */
 export function capabilityStatement(svc: Services, baseUrl: string): CapabilityStatement {
-  const key = `${baseUrl}|${svc.store.supportsTransactions}|${svc.registry.version}|${svc.oauthUris?.token}`;
+  const key = `${baseUrl}|${svc.store.supportsTransactions}|${svc.registry.version}|${svc.oauthUris?.token}|${svc.validator?.required.mode}`;
   const cached = cache.get(key);
   if (cached) return cached;
   const referenceParams = (type: string) => [...svc.registry.forType(type).values()].filter((p) => p.searchable && p.type === 'reference');
@@ -31,9 +31,12 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
     ...(svc.validator ? [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }] : []),
     ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
   ];
+  const required = svc.validator?.required.describe() ?? {};
   const resources: CapabilityStatementRestResource[] = [...svc.resourceTypes].map((type) => ({
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    // the profiles a write of this type must meet (besides those it declares)
+    ...(required[type]?.length ? { supportedProfile: required[type] } : {}),
     interaction: (['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const).map((code) => ({ code })),
     versioning: 'versioned',
     readHistory: true,
@@ -64,6 +67,7 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
     implementation: { description: `espace-sante-fhir on its ${svc.store.engine} store`, url: baseUrl },
     fhirVersion: '4.0.1',
     format: ['json'],
+    ...(svc.validator ? { implementationGuide: svc.validator.engine.packages.filter((p) => p.guide).map((p) => `${p.guide}|${p.version}`) } : {}),
     patchFormat: ['application/json-patch+json'],
     rest: [
       {
@@ -78,7 +82,10 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
             .filter((p) => p.searchable && p.url.startsWith('http://hl7.org/fhir/SearchParameter/Resource-'))
             .map((p) => ({ name: p.code, definition: p.url, type: p.type })),
         ],
-        operation: [{ name: 'reindex', definition: `${baseUrl}/OperationDefinition/reindex`, documentation: 'Makes the stored SearchParameter resources searchable: POST starts a background job (202, Content-Location of its progress); GET shows it; DELETE cancels it.' }],
+        operation: [
+          ...(svc.validator ? [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate', documentation: 'POST [base]/$validate: the resource as the body or in a Parameters resource parameter' }] : []),
+          { name: 'reindex', definition: `${baseUrl}/OperationDefinition/reindex`, documentation: 'Makes the stored SearchParameter resources searchable: POST starts a background job (202, Content-Location of its progress); GET shows it; DELETE cancels it.' },
+        ],
         compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
         ...(svc.oauthUris ? { security: smartSecurity(svc.oauthUris) } : {}),
       },

@@ -37,6 +37,10 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
     requirePermission(req.access, 'r', 'Patient');
     return everything(svc, req, b);
   }
+  if (svc.validator && a === '$validate' && b === undefined) {
+    allow(req, ['POST'], '$validate');
+    return validateOperation(svc, req, undefined);
+  }
   if (svc.validator && a !== undefined && svc.resourceTypes.has(a) && ((b === '$validate' && c === undefined) || (b !== undefined && c === '$validate' && d === undefined))) {
     allow(req, ['POST'], `${a}/$validate`);
     return validateOperation(svc, req, a, b === '$validate' ? undefined : b);

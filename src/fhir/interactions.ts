@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4';
 import * as jsonpatch from 'fast-json-patch';
 import { badRequest, FhirError, informational, notFound, operationOutcome, preconditionFailed, type Issue } from '../outcome';
-import { emptyIndex, extractIndex } from '../search/extract';
+import { emptyIndex, extractIndex, type IndexEntries } from '../search/extract';
 import { parseCount, parseSearch } from '../search/parse';
 import type { SearchPlan } from '../search/plan';
 import { dateRange } from '../search/values';
@@ -14,18 +14,36 @@ import { claimUniqueIdentifiers, releaseDroppedIdentifiers, sameUniqueIdentifier
 import { ensureVisible, isConfined, restrictScopes, visible, writeGuard, type WriteGuard } from '../policy/access';
 
 /**
- * The resource to store with its index, after validation (base R4, meta.profile, required profiles)
- * and the policy's check of the new content: errors throw 422 with every issue; warnings are added
- * to `warnings` for the response.
+/**
+ * What a create or an update checks of the resource as it would be stored, before storing it; the
+ * writes and $validate both run it: the references it may hold, validation (base R4, meta.profile,
+ * the required profiles and `profiles`: errors throw 422 with every issue), then the policy's check of
+ * the new content (403). Returns the index to store and the warnings.
  */
-const indexed = (svc: Services, req: FhirRequest, guard: WriteGuard, resource: Resource, warnings: Issue[]): WriteInput => {
+export function checkWriteOf(svc: Services, req: FhirRequest, guard: WriteGuard, resource: Resource, profiles: string[] = []): { index: IndexEntries; warnings: Issue[] } {
   checkLocalReferences(resource);
-  warnings.length = 0;
-  warnings.push(...(svc.validator?.check(resource) ?? []));
+  const warnings = svc.validator?.check(resource, profiles) ?? [];
   const index = extractIndex(svc.registry, resource, req.baseUrl);
   guard.next(resource.resourceType, resource.id!, index);
+  return { index, warnings };
+}
+
+/** The resource to store with its index (checkWriteOf); its warnings replace those of an earlier run in `warnings`, for the response. */
+const indexed = (svc: Services, req: FhirRequest, guard: WriteGuard, resource: Resource, warnings: Issue[]): WriteInput => {
+  const { index, warnings: found } = checkWriteOf(svc, req, guard, resource);
+  warnings.length = 0;
+  warnings.push(...found);
   return { resource, index };
 };
+
+/** The body of an update of type/id: a resource of the type whose id is the id of the URL (400 otherwise). */
+export function updateBody(svc: Services, body: unknown, type: string, id: string): Resource {
+  checkId(id);
+  const resource = resourceBody(svc, body, type);
+  if (resource.id === undefined) throw badRequest(`The ${type} in the body has no id; an update needs id "${id}" in the body`, `${type}.id`);
+  if (resource.id !== id) throw badRequest(`The id in the body (${resource.id}) does not match the id in the URL (${id})`, `${type}.id`);
+  return resource;
+}
 
 /**
  * A reference to `urn:uuid:` or `urn:oid:` names an entry of the Bundle it was sent in; stored
@@ -67,7 +85,7 @@ async function uniquely(svc: Services, type: string, id: string, resource: Resou
   return result;
 }
 
-const guardOf = (svc: Services, req: FhirRequest, perm: 'c' | 'u' | 'd', type: string, id: string) => writeGuard(svc, req.access, perm, type, id, req.baseUrl);
+export const guardOf = (svc: Services, req: FhirRequest, perm: 'c' | 'u' | 'd', type: string, id: string) => writeGuard(svc, req.access, perm, type, id, req.baseUrl);
 
 function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what: string): void {
   if (req.ifMatch === undefined) return;
@@ -197,10 +215,7 @@ export async function vread(svc: Services, req: FhirRequest, type: string, id: s
 }
 
 export async function update(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
-  checkId(id);
-  const body = resourceBody(svc, req.body, type);
-  if (body.id === undefined) throw badRequest(`The ${type} in the body has no id; an update needs id "${id}" in the body`, `${type}.id`);
-  if (body.id !== id) throw badRequest(`The id in the body (${body.id}) does not match the id in the URL (${id})`, `${type}.id`);
+  const body = updateBody(svc, req.body, type, id);
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'u', type, id);
   const result = await uniquely(svc, type, id, body, () =>
@@ -313,11 +328,16 @@ function deleteResponse(req: FhirRequest, result: WriteResult | undefined, messa
   return { status: 204, headers };
 }
 
+/** What a delete checks of the current version; remove and $validate in delete mode both run it. */
+export function checkDeleteOf(guard: WriteGuard, type: string, id: string, current: StoredVersion | undefined): asserts current is StoredVersion {
+  if (!current) throw notFound(`${type}/${id} is not known`);
+  guard.existing(current);
+}
+
 export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   const guard = await guardOf(svc, req, 'd', type, id);
   const result = await uniquely(svc, type, id, undefined, () => svc.store.write(type, id, (current) => {
-    if (!current) throw notFound(`${type}/${id} is not known`);
-    guard.existing(current);
+    checkDeleteOf(guard, type, id, current);
     checkIfMatch(req, current, `${type}/${id}`);
     if (current.deleted) return null;
     return { resource: null, index: emptyIndex() };

@@ -1,15 +1,22 @@
-import type { Resource } from 'fhir/r4';
-import { badRequest, FhirError, notFound, operationOutcome, type Issue } from '../outcome';
+import { badRequest, FhirError, operationOutcome, type Issue } from '../outcome';
+import { ensureVisible, requirePermission } from '../policy/access';
 import type { FhirRequest, FhirResponse, Services } from './context';
+import { checkDeleteOf, checkWriteOf, guardOf, updateBody } from './interactions';
+import { resourceBody, stamp } from './resource';
 
 /**
- * $validate at type level (POST [base]/[type]/$validate) and instance level
- * (POST [base]/[type]/[id]/$validate): runs the validation of writes (base R4, meta.profile, the
- * required profiles) without storing. Parameters: `resource`, `mode` (create | update | delete),
- * `profile`, in a Parameters body, the query string, or a bare resource body.
+ * $validate at system level (POST [base]/$validate), type level (POST [base]/[type]/$validate) and
+ * instance level (POST [base]/[type]/[id]/$validate): runs the checks of the write it simulates
+ * (create, update or delete: the same functions as the writes) without storing, and needs the
+ * permission of that write; at instance level the token must also see the resource (404 otherwise,
+ * as for an unknown one). Parameters: `resource`, `mode` (create | update | delete), `profile`, in a
+ * Parameters body, the query string, or a bare resource body. With no mode, the resource is checked
+ * as a create would check it (an update at instance level).
  */
 
-const MODES = new Set(['create', 'update', 'delete']);
+type Mode = 'create' | 'update' | 'delete';
+const MODES = new Set<string>(['create', 'update', 'delete']);
+const PERMISSION = { create: 'c', update: 'u', delete: 'd' } as const;
 
 interface Params {
   resource?: Record<string, unknown>;
@@ -56,24 +63,37 @@ function readParams(req: FhirRequest): Params {
   return out;
 }
 
-export async function validateOperation(svc: Services, req: FhirRequest, type: string, id?: string): Promise<FhirResponse> {
+const outcome = (issues: Issue[]): FhirResponse => ({ status: 200, headers: {}, body: operationOutcome(issues.length ? issues : [{ severity: 'information', code: 'informational', diagnostics: 'Validation successful: no issues found' }]) });
+
+/** `type` undefined: system level (the type is the resource's). */
+export async function validateOperation(svc: Services, req: FhirRequest, type: string | undefined, id?: string): Promise<FhirResponse> {
   if (!svc.validator) throw new FhirError(501, 'not-supported', 'Validation is not available on this server');
-  const { resource, mode, profile } = readParams(req);
-  if (mode !== undefined && !MODES.has(mode)) throw badRequest(`Unknown $validate mode "${mode}" (create, update or delete)`, 'Parameters.parameter.where(name=\'mode\')');
+  const { resource, mode: given, profile } = readParams(req);
+  if (given !== undefined && !MODES.has(given)) throw badRequest(`Unknown $validate mode "${given}" (create, update or delete)`, "Parameters.parameter.where(name='mode')");
+  const mode = (given ?? (id === undefined ? 'create' : 'update')) as Mode;
+  if (id === undefined && mode !== 'create') throw badRequest(`$validate in ${mode} mode is an instance-level operation: POST [type]/[id]/$validate`);
+  if (mode !== 'delete' && !resource) throw badRequest('$validate needs the resource to validate (the body, or a "resource" parameter)');
+  const resourceType = type ?? (typeof resource?.resourceType === 'string' ? resource.resourceType : undefined);
+  if (!resourceType || !svc.resourceTypes.has(resourceType)) throw badRequest(`$validate at system level needs a resource of a known type, not ${JSON.stringify(resource?.resourceType)}`, 'resourceType');
+  requirePermission(req.access, PERMISSION[mode], resourceType);
+  const current = id === undefined ? undefined : await svc.store.read(resourceType, id);
+  // an existing resource the token may not see answers as an unknown one: its existence is not revealed
+  if (current) await ensureVisible(svc, req.access, current, req.baseUrl);
+  const guard = await guardOf(svc, req, PERMISSION[mode], resourceType, id ?? (typeof resource?.id === 'string' ? resource.id : 'validate'));
   if (mode === 'delete') {
-    if (id === undefined) throw badRequest('$validate in delete mode is an instance-level operation: POST [type]/[id]/$validate');
-    const current = await svc.store.read(type, id);
-    if (!current || current.deleted) throw notFound(`${type}/${id} is not known`);
-    return { status: 200, headers: {}, body: operationOutcome([{ severity: 'information', code: 'informational', diagnostics: `${type}/${id} can be deleted: no rule of this server prevents it` }]) };
+    checkDeleteOf(guard, resourceType, id!, current);
+    const diagnostics = current.deleted ? `${resourceType}/${id} is already deleted: a delete would change nothing` : `${resourceType}/${id} can be deleted: no rule of this server prevents it`;
+    return outcome([{ severity: 'information', code: 'informational', diagnostics }]);
   }
-  if (!resource) throw badRequest('$validate needs the resource to validate (the body, or a "resource" parameter)');
-  if (resource.resourceType !== type) throw badRequest(`The resource is a ${String(resource.resourceType)}, not a ${type}`, 'resourceType');
-  const issues: Issue[] = [];
-  if (mode === 'update') {
-    if (id === undefined) throw badRequest('$validate in update mode is an instance-level operation: POST [type]/[id]/$validate');
-    if (resource.id !== id) issues.push({ severity: 'error', code: 'invalid', diagnostics: `An update of ${type}/${id} needs id "${id}" in the resource`, expression: [`${type}.id`] });
+  try {
+    // what the write would check, on the resource as it would store it
+    const body = mode === 'update' && given !== undefined ? updateBody(svc, resource, resourceType, id!) : resourceBody(svc, resource, resourceType);
+    if (id !== undefined) guard.existing(current);
+    const stored = stamp(body, body.id ?? id ?? 'validate', (current?.versionId ?? 0) + 1, Date.now());
+    return outcome(checkWriteOf(svc, req, guard, stored, profile ? [profile] : []).warnings);
+  } catch (e) {
+    // the write's refusal of the resource (400, 422) is this operation's answer: its issues
+    if (e instanceof FhirError && (e.status === 400 || e.status === 422)) return outcome(e.issues);
+    throw e;
   }
-  issues.push(...svc.validator.validate(resource as unknown as Resource, profile ? [profile] : []));
-  if (!issues.length) issues.push({ severity: 'information', code: 'informational', diagnostics: 'Validation successful: no issues found' });
-  return { status: 200, headers: {}, body: operationOutcome(issues) };
 }

@@ -19,6 +19,13 @@ export interface Expansion {
 
 export type CodeCheck = { result: 'valid' } | { result: 'invalid' } | { result: 'unknown'; reason: string };
 
+/**
+ * A code looked up in its code system: `defined` (with its displays), `absent` from a system held in
+ * full, `notListed` by an older single-file build of the system (a newer one may define it), or
+ * `unknown` when the system is not held in full here.
+ */
+export type CodeLookup = { result: 'defined'; displays: string[] } | { result: 'absent' } | { result: 'notListed'; reason: string } | { result: 'unknown' };
+
 const stripVersion = (url: string) => url.split('|')[0];
 
 interface FlatCodeSystem {
@@ -27,6 +34,8 @@ interface FlatCodeSystem {
   parents: Map<string, string[]>;
   /** code → property code → values */
   props: Map<string, Map<string, string[]>>;
+  /** code → display and designations */
+  displays: Map<string, string[]>;
 }
 
 export class Terminology {
@@ -63,12 +72,13 @@ export class Terminology {
     if (f) return f;
     const def = this.codeSystems.get(system);
     if (!def) return undefined;
-    f = { def, parents: new Map(), props: new Map() };
+    f = { def, parents: new Map(), props: new Map(), displays: new Map() };
     const walk = (cs: Concept[] | undefined, parent: string | undefined) => {
       for (const c of cs ?? []) {
         const ps = f!.parents.get(c.code) ?? [];
         if (parent) ps.push(parent);
         f!.parents.set(c.code, ps);
+        if (c.display) f!.displays.set(c.code, c.display);
         if (c.property) {
           const m = f!.props.get(c.code) ?? new Map<string, string[]>();
           for (const p of c.property) {
@@ -230,16 +240,20 @@ export class Terminology {
     if (why) return { result: 'unknown', reason: why };
     if (exp.unknownPart) return { result: 'unknown', reason: exp.unknownPart };
     const vs = this.valueSets.get(exp.url);
-    if (vs && this.partialPackages.has(vs.package) && !exp.codes.has(system)) {
-      return { result: 'unknown', reason: `the local copy of ${vs.url} (version ${vs.version ?? '?'}) is an older single-file build that does not list the system ${system}` };
+    if (vs && this.partialPackages.has(vs.package)) {
+      // an older build: the value set as the profile means it (its current version) may hold the code
+      const what = exp.codes.has(system) ? `the code ${code}` : `the system ${system}`;
+      return { result: 'unknown', reason: `the local copy of ${vs.url} (version ${vs.version ?? '?'}) is an older single-file build that does not list ${what}` };
     }
     return { result: 'invalid' };
   }
 
-  /** Does a loaded, complete code system define this code? undefined when the system is not loaded completely. */
-  codeInSystem(system: string, code: string): boolean | undefined {
+  /** The code in its code system, when the server holds that system in full. */
+  lookup(system: string, code: string): CodeLookup {
     const cs = this.flatten(system);
-    if (!cs || !this.isComplete(cs)) return undefined;
-    return cs.parents.has(code);
+    if (!cs || !this.isComplete(cs)) return { result: 'unknown' };
+    if (cs.parents.has(code)) return { result: 'defined', displays: cs.displays.get(code) ?? [] };
+    if (this.partialPackages.has(cs.def.package)) return { result: 'notListed', reason: `the local copy of ${system} (version ${cs.def.version ?? '?'}) is an older single-file build that does not list ${code}` };
+    return { result: 'absent' };
   }
 }

@@ -11,6 +11,8 @@ export interface SdType {
   code: string;
   profile?: string[];
   targetProfile?: string[];
+  /** how a reference may be held: contained, referenced, bundled */
+  aggregation?: string[];
 }
 
 export interface SdElement {
@@ -50,6 +52,8 @@ export interface Sd {
 
 export interface Concept {
   code: string;
+  /** the display and the designations' values */
+  display?: string[];
   concept?: Concept[];
   property?: { code: string; valueCode?: string; valueString?: string; valueBoolean?: boolean }[];
 }
@@ -93,7 +97,7 @@ export interface Definitions {
 }
 
 /** Bump when the shape of the cache changes. */
-const CACHE_FORMAT = 3;
+const CACHE_FORMAT = 6;
 
 const BEST_PRACTICE = 'http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice';
 
@@ -111,6 +115,7 @@ function reduceElement(e: Record<string, unknown>): SdElement {
       const r: SdType = { code: t.code };
       if (t.profile?.length) r.profile = t.profile;
       if (t.targetProfile?.length) r.targetProfile = t.targetProfile;
+      if (t.aggregation?.length) r.aggregation = t.aggregation;
       return r;
     });
   if (e.contentReference) out.contentReference = e.contentReference as string;
@@ -144,6 +149,8 @@ function reduceConcepts(cs?: Record<string, unknown>[]): Concept[] | undefined {
   if (!cs) return undefined;
   return cs.map((c) => {
     const r: Concept = { code: c.code as string };
+    const display = [c.display, ...((c.designation as { value?: unknown }[] | undefined) ?? []).map((d) => d.value)].filter((d): d is string => typeof d === 'string');
+    if (display.length) r.display = display;
     const props = (c.property as Concept['property'])?.filter((p) => p.valueCode !== undefined || p.valueString !== undefined || p.valueBoolean !== undefined);
     if (props?.length) r.property = props.map((p) => ({ code: p.code, valueCode: p.valueCode, valueString: p.valueString, valueBoolean: p.valueBoolean }));
     const sub = reduceConcepts(c.concept as Record<string, unknown>[] | undefined);

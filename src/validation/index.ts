@@ -31,8 +31,8 @@ export class Validator {
   }
 
   /** Throws 422 with every issue when the resource has errors; returns the warnings otherwise. */
-  check(resource: Resource): Issue[] {
-    const issues = this.validate(resource);
+  check(resource: Resource, profiles: string[] = []): Issue[] {
+    const issues = this.validate(resource, profiles);
     if (issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) {
       const err = new FhirError(422, 'processing', `${resource.resourceType} does not conform`);
       err.issues.splice(0, err.issues.length, ...issues);

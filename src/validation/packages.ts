@@ -14,6 +14,8 @@ export interface PackageInfo {
   license?: string;
   /** where it was read from, relative to the repository */
   origin: string;
+  /** the canonical URL of its ImplementationGuide (packages that are implementation guides) */
+  guide?: string;
 }
 
 /** A conformance resource as far as validation needs it. */
@@ -103,7 +105,9 @@ function tgzPackages(dir: string): { info: PackageInfo; files: Map<string, Buffe
     .map((f) => {
       const files = readTgz(path.join(pdir, f));
       const pj = JSON.parse(files.get('package/package.json')!.toString('utf8')) as { name: string; version: string; license?: string };
-      return { info: { name: pj.name, version: pj.version, license: pj.license, origin: `profiles/packages/${f}` }, files };
+      const ig = [...files].find(([name]) => /^package\/ImplementationGuide-[^/]+\.json$/.test(name));
+      const guide = ig ? (JSON.parse(ig[1].toString('utf8')) as { url?: string }).url : undefined;
+      return { info: { name: pj.name, version: pj.version, license: pj.license, origin: `profiles/packages/${f}`, ...(guide ? { guide } : {}) }, files };
     })
     .sort((a, b) => rank(a.info.name) - rank(b.info.name));
 }
@@ -139,7 +143,8 @@ export function loadPackages(dir = profilesDir()): LoadedPackages {
   // our own profiles (SUSHI output)
   const own = path.join(dir, 'espace-sante');
   if (fs.existsSync(own)) {
-    packages.push({ name: 'espace-sante', version: ownVersion(dir), origin: 'profiles/espace-sante (ig/, SUSHI)' });
+    const canonical = ownConfig(dir, 'canonical');
+    packages.push({ name: 'espace-sante', version: ownVersion(dir), origin: 'profiles/espace-sante (ig/, SUSHI)', ...(canonical ? { guide: `${canonical}/ImplementationGuide/espace-sante` } : {}) });
     for (const f of fs.readdirSync(own).filter((x) => x.endsWith('.json')).sort()) keep(resources, JSON.parse(fs.readFileSync(path.join(own, f), 'utf8')), 'espace-sante');
   }
   // loose French and IHE terminology files
@@ -163,11 +168,14 @@ export function loadPackages(dir = profilesDir()): LoadedPackages {
   return { packages, resources };
 }
 
-function ownVersion(dir: string): string {
+/** A top-level setting of our IG's sushi-config.yaml. */
+function ownConfig(dir: string, key: 'version' | 'canonical'): string | undefined {
   const cfg = path.join(path.dirname(dir), 'ig', 'sushi-config.yaml');
-  if (!fs.existsSync(cfg)) return '0.0.0';
-  return /^version:\s*(\S+)/m.exec(fs.readFileSync(cfg, 'utf8'))?.[1] ?? '0.0.0';
+  if (!fs.existsSync(cfg)) return undefined;
+  return new RegExp(`^${key}:\\s*(\\S+)`, 'm').exec(fs.readFileSync(cfg, 'utf8'))?.[1];
 }
+
+const ownVersion = (dir: string) => ownConfig(dir, 'version') ?? '0.0.0';
 
 /** The examples shipped in the French packages (package/example/*.json). */
 export function packageExamples(dir = profilesDir()): PackageExample[] {

@@ -9,7 +9,10 @@ import type { Sd } from './definitions';
 export const FR_CORE = 'https://hl7.fr/ig/fhir/core/StructureDefinition/';
 export const FR_CORE_PATIENT = `${FR_CORE}fr-core-patient`;
 export const FR_CORE_PATIENT_INS = `${FR_CORE}fr-core-patient-ins`;
-export const PDSM_DOCUMENT_REFERENCE = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference';
+const PDSM = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/';
+export const PDSM_DOCUMENT_REFERENCE = `${PDSM}pdsm-comprehensive-document-reference`;
+/** The PDSm DocumentReference profiles a document may declare; the comprehensive one is required when it declares none. */
+export const PDSM_DOCUMENT_REFERENCES = [PDSM_DOCUMENT_REFERENCE, `${PDSM}pdsm-simplified-publish`];
 export const TDE_AUDIT_EVENT = 'https://interop.esante.gouv.fr/ig/fhir/tde/StructureDefinition/tde-auditevent';
 /** Our own profiles (ig/, compiled into profiles/espace-sante/), where France publishes none. */
 export const ESPACE_SANTE = 'https://espace-sante.example/fhir/StructureDefinition/';
@@ -29,50 +32,86 @@ export const INS_SYSTEMS = new Set(['urn:oid:1.2.250.1.213.1.4.8', 'urn:oid:1.2.
 export type RequiredProfilesMode = 'fr' | 'none';
 
 type Res = Record<string, unknown>;
-type Rule = (r: Res) => string[];
+
+/** What the server requires of one resource type. */
+interface Requirement {
+  /** every profile a write of the type may have to meet (the CapabilityStatement's supportedProfile) */
+  all: string[];
+  /** the profiles required of this resource, besides its meta.profile */
+  of: (r: Res) => string[];
+}
 
 const hasIns = (r: Res) => Array.isArray(r.identifier) && r.identifier.some((i) => typeof i === 'object' && i !== null && INS_SYSTEMS.has((i as { system?: string }).system ?? ''));
+const declared = (r: Res): string[] => {
+  const p = (r.meta as { profile?: unknown } | undefined)?.profile;
+  return Array.isArray(p) ? p.filter((x): x is string => typeof x === 'string').map((x) => x.split('|')[0]) : [];
+};
+const always = (url: string): Requirement => ({ all: [url], of: () => [url] });
+/** One of several profiles: the ones the resource declares among them apply (through meta.profile), else the first. */
+const oneOf = (urls: string[]): Requirement => ({ all: urls, of: (r) => (declared(r).some((p) => urls.includes(p)) ? [] : [urls[0]]) });
 
 /** The French defaults, by resource type. Observation is resolved by code (see observationProfiles). */
-export const FRENCH_REQUIRED: Record<string, Rule> = {
+export const FRENCH_REQUIRED: Record<string, Requirement> = {
   // FR Core Patient INS derives from FR Core Patient: requiring it covers both
-  Patient: (r) => [hasIns(r) ? FR_CORE_PATIENT_INS : FR_CORE_PATIENT],
-  Practitioner: () => [`${FR_CORE}fr-core-practitioner`],
-  PractitionerRole: () => [`${FR_CORE}fr-core-practitioner-role`],
-  Organization: () => [`${FR_CORE}fr-core-organization`],
-  RelatedPerson: () => [`${FR_CORE}fr-core-related-person`],
-  Appointment: () => [`${FR_CORE}fr-core-appointment`],
-  DocumentReference: () => [PDSM_DOCUMENT_REFERENCE],
+  Patient: { all: [FR_CORE_PATIENT, FR_CORE_PATIENT_INS], of: (r) => [hasIns(r) ? FR_CORE_PATIENT_INS : FR_CORE_PATIENT] },
+  Practitioner: always(`${FR_CORE}fr-core-practitioner`),
+  PractitionerRole: always(`${FR_CORE}fr-core-practitioner-role`),
+  Organization: always(`${FR_CORE}fr-core-organization`),
+  RelatedPerson: always(`${FR_CORE}fr-core-related-person`),
+  Appointment: always(`${FR_CORE}fr-core-appointment`),
+  DocumentReference: oneOf(PDSM_DOCUMENT_REFERENCES),
   // ours derives from the traceability tde-auditevent: requiring it covers both
-  AuditEvent: () => [ES_AUDIT_EVENT],
-  Consent: () => [ES_CONSENT],
-  AllergyIntolerance: () => [ES_ALLERGY_INTOLERANCE],
-  Communication: () => [ES_COMMUNICATION],
+  AuditEvent: always(ES_AUDIT_EVENT),
+  Consent: always(ES_CONSENT),
+  AllergyIntolerance: always(ES_ALLERGY_INTOLERANCE),
+  Communication: always(ES_COMMUNICATION),
 };
 
-/** LOINC code → Observation profile, from the Mesures de santé then FR Core vital-sign profiles. */
+/**
+ * LOINC code → Observation profile, from the Mesures de santé then FR Core Observation profiles: the
+ * codes a profile fixes itself (fixed or pattern values of Observation.code), else the codes of a
+ * binding of Observation.code that the profile sets itself. A binding inherited from the base (the
+ * vital-signs profile binds every vital sign) says nothing about which measurement a profile is for.
+ */
 export function observationProfiles(sds: Sd[], expand: (valueSet: string) => { system: string; code: string }[]): Map<string, string> {
+  const byUrl = new Map(sds.map((s) => [s.url, s]));
   const byCode = new Map<string, string>();
   for (const pkg of OBSERVATION_PACKAGES) {
     for (const sd of sds.filter((s) => s.type === 'Observation' && s.derivation === 'constraint' && s.package.startsWith(pkg + '#'))) {
-      const codes: string[] = [];
-      const systemOf = new Map<string, string>();
-      for (const e of sd.elements) {
-        if (!e.path.startsWith('Observation.code')) continue;
-        const v = (e.fixed ?? e.pattern)?.value;
-        if (e.path === 'Observation.code.coding.code' && typeof v === 'string') codes.push(`${systemOf.get(e.id.slice(0, e.id.lastIndexOf('.'))) ?? 'http://loinc.org'}|${v}`);
-        if (e.path === 'Observation.code.coding.system' && typeof v === 'string') systemOf.set(e.id.slice(0, e.id.lastIndexOf('.')), v);
-        if (e.path === 'Observation.code.coding' && v && typeof v === 'object') {
-          const c = v as { system?: string; code?: string };
-          if (c.code) codes.push(`${c.system}|${c.code}`);
-        }
-        if (e.path === 'Observation.code' && v && typeof v === 'object') for (const c of (v as { coding?: { system?: string; code?: string }[] }).coding ?? []) if (c.code) codes.push(`${c.system}|${c.code}`);
-        if (e.path === 'Observation.code' && (e.binding?.strength === 'required' || e.binding?.strength === 'extensible') && e.binding.valueSet) for (const c of expand(e.binding.valueSet)) codes.push(`${c.system}|${c.code}`);
+      let codes = fixedCodes(sd);
+      if (codes.length === 0) {
+        const own = codeBinding(sd);
+        const inherited = sd.baseDefinition ? codeBinding(byUrl.get(sd.baseDefinition.split('|')[0])) : undefined;
+        if (own && own !== inherited) codes = expand(own).map((c) => `${c.system}|${c.code}`);
       }
       for (const c of codes) if (LOINC_SYSTEMS.some((sys) => c.startsWith(sys + '|')) && !byCode.has(c)) byCode.set(c, sd.url);
     }
   }
   return byCode;
+}
+
+/** The `system|code` pairs a profile fixes (fixed or pattern) on Observation.code, its codings or their code. */
+function fixedCodes(sd: Sd): string[] {
+  const codes: string[] = [];
+  const systemOf = new Map<string, string>();
+  for (const e of sd.elements) {
+    if (!e.path.startsWith('Observation.code')) continue;
+    const v = (e.fixed ?? e.pattern)?.value;
+    if (e.path === 'Observation.code.coding.system' && typeof v === 'string') systemOf.set(e.id.slice(0, e.id.lastIndexOf('.')), v);
+    if (e.path === 'Observation.code.coding.code' && typeof v === 'string') codes.push(`${systemOf.get(e.id.slice(0, e.id.lastIndexOf('.'))) ?? 'http://loinc.org'}|${v}`);
+    if (e.path === 'Observation.code.coding' && v && typeof v === 'object') {
+      const c = v as { system?: string; code?: string };
+      if (c.code) codes.push(`${c.system}|${c.code}`);
+    }
+    if (e.path === 'Observation.code' && v && typeof v === 'object') for (const c of (v as { coding?: { system?: string; code?: string }[] }).coding ?? []) if (c.code) codes.push(`${c.system}|${c.code}`);
+  }
+  return codes;
+}
+
+/** The value set a required or extensible binding of Observation.code names in this profile. */
+function codeBinding(sd: Sd | undefined): string | undefined {
+  const b = sd?.elements.find((e) => e.id === 'Observation.code')?.binding;
+  return b && (b.strength === 'required' || b.strength === 'extensible') ? b.valueSet?.split('|')[0] : undefined;
 }
 
 export class RequiredProfiles {
@@ -93,14 +132,14 @@ export class RequiredProfiles {
       }
       return [];
     }
-    return FRENCH_REQUIRED[type]?.(resource) ?? [];
+    return FRENCH_REQUIRED[type]?.of(resource) ?? [];
   }
 
   /** The table as data, for documentation and the CapabilityStatement. */
   describe(): Record<string, string[]> {
     if (this.mode === 'none') return {};
     const out: Record<string, string[]> = {};
-    for (const [type, rule] of Object.entries(FRENCH_REQUIRED)) out[type] = type === 'Patient' ? [FR_CORE_PATIENT, FR_CORE_PATIENT_INS] : rule({});
+    for (const [type, requirement] of Object.entries(FRENCH_REQUIRED)) out[type] = requirement.all;
     out.Observation = [...new Set(this.observationByCode.values())];
     return out;
   }

@@ -52,8 +52,19 @@ export class BaseSchema {
   validate(resource: Record<string, unknown>, type: string, toExpression: (pointer: string[]) => string): Issue[] {
     const v = this.validator(type);
     if (v(resource)) return [];
-    return (v.errors ?? []).map((e) => issueOf(e, toExpression));
+    // a null is judged by jsonShapeIssues (legal in a primitive array aligned with its _name array)
+    return (v.errors ?? []).filter((e) => !(e.keyword === 'type' && valueAt(resource, e.instancePath) === null)).map((e) => issueOf(e, toExpression));
   }
+}
+
+/** The value at a JSON pointer. */
+function valueAt(root: unknown, pointer: string): unknown {
+  let v = root;
+  for (const seg of pointer.split('/').slice(1)) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return v;
 }
 
 function issueOf(e: ErrorObject, toExpression: (pointer: string[]) => string): Issue {

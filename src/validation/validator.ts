@@ -1,8 +1,10 @@
+import { hash } from 'node:crypto';
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4';
 import type { Issue } from '../outcome';
 import { Terminology } from '../terminology/terminology';
 import type { Definitions, Sd, SdElement, SdType } from './definitions';
+import { jsonShapeIssues } from './json-shape';
 import { checkPrimitive, PRIMITIVES } from './primitives';
 import { BaseSchema } from './schema';
 
@@ -129,6 +131,8 @@ export interface WalkContext {
    * extension, the extension's own definition, a type profile) is walked once
    */
   walked?: Map<Obj, { children: Node[]; expr: string }[]>;
+  /** codings, quantities and attachments already checked against what no profile changes (code systems, inline data): once each */
+  checkedValues?: Set<Obj>;
 }
 
 export interface ValidateOptions {
@@ -517,7 +521,11 @@ export class Validator {
     if (outer.depth > 8) return;
     const toExpr = (p: string[]) => (expr === type ? this.expressionOf(type, p) : expr + this.expressionOf('', p));
     const schemaIssues = this.schema.validate(res, type, toExpr);
-    const ctx: WalkContext = { issues: [], resource: res, rootResource: outer.depth === 0 ? res : outer.rootResource, bundle: outer.bundle, profile: '', depth: outer.depth + 1 };
+    // the whole JSON tree once, from the top (nested resources included)
+    if (outer.depth === 0) schemaIssues.push(...jsonShapeIssues(res, toExpr));
+    // %rootResource: a contained resource's container; any other (top level, Bundle entry, Parameters) is its own
+    const container = outer.depth === 0 ? undefined : [outer.resource, outer.rootResource].find((r) => Array.isArray(r.contained) && r.contained.includes(res));
+    const ctx: WalkContext = { issues: [], resource: res, rootResource: container ?? res, bundle: outer.bundle, profile: '', depth: outer.depth + 1 };
     if (type === 'Bundle' && Array.isArray(res.entry)) {
       ctx.bundle = new Map();
       for (const e of res.entry) if (isObj(e) && typeof e.fullUrl === 'string' && isObj(e.resource)) ctx.bundle.set(e.fullUrl, e.resource);
@@ -555,7 +563,7 @@ export class Validator {
   /** Does `res` conform to the profile (no error)? Used by profile discriminators and reference targets. */
   private conforms(res: Json, profile: string, ctx: WalkContext): boolean {
     if (!isObj(res)) return false;
-    const sub: WalkContext = { ...ctx, issues: [], walked: undefined };
+    const sub: WalkContext = { ...ctx, issues: [], walked: undefined, checkedValues: undefined };
     const c = this.compile(profile);
     if (!c) return false;
     if (c.sd.kind === 'resource') {
@@ -943,7 +951,8 @@ export class Validator {
         this.runInvariants(node.invariants, it, ctx);
         return;
       }
-      if (onlyIdOrType(obj)) {
+      // a resource is not an element: ele-1 does not apply to it
+      if (!(node.isRoot && resourceType) && onlyIdOrType(obj)) {
         this.push(ctx, 'error', 'invalid', it.expr, `${it.expr}: all FHIR elements must have a value or children (ele-1)`);
       }
       const profiles = this.typeProfilesFor(node, type);
@@ -953,6 +962,10 @@ export class Validator {
       if (!covered) this.walkComplex(this.children(node, type), obj, it.expr, ctx, node.isRoot);
       this.runInvariants(this.invariantsFor(node, type), it, ctx);
       if (type === 'Reference') this.checkReference(node, obj, it, ctx);
+      else if ((type === 'Coding' || type === 'Quantity' || type === 'Attachment') && firstCheck(obj, ctx)) {
+        if (type === 'Attachment') this.checkAttachmentData(obj, it, ctx);
+        else this.checkCodeInSystem(obj, it, ctx);
+      }
       for (const def of profiles) {
         if (type === 'Extension' && obj.url !== def.sd.url) {
           this.push(ctx, 'error', 'structure', it.expr, `${it.expr}: the extension url ${String(obj.url)} is not ${def.sd.url}`);
@@ -1060,30 +1073,69 @@ export class Validator {
     else this.push(ctx, 'warning', 'code-invalid', it.expr, `${it.expr}: ${shown} is not in the value set ${valueSet} (extensible binding)`);
   }
 
+  /** ElementDefinition.type.aggregation: whether the reference may be to a contained resource, to another one, or to one in the Bundle. */
+  private checkAggregation(aggregation: string[], ref: Obj, reference: string, it: Item, ctx: WalkContext): void {
+    const where = `${it.expr}.reference`;
+    // a '#id' naming no contained resource is refused by ref-1
+    if (reference.startsWith('#')) {
+      if (!aggregation.includes('contained')) this.push(ctx, 'error', 'structure', where, `${where}: a reference to a contained resource is not allowed here (aggregation: ${aggregation.join(', ')})`);
+    } else if (!aggregation.includes('referenced') && !(aggregation.includes('bundled') && this.resolve(ref, ctx))) {
+      const allowed = aggregation.includes('bundled') ? (aggregation.includes('contained') ? 'a contained resource or a resource of the Bundle' : 'a resource of the Bundle') : 'a contained resource';
+      this.push(ctx, 'error', 'structure', where, `${where}: the reference must be to ${allowed} (aggregation: ${aggregation.join(', ')})`);
+    }
+  }
+
+  /** Attachment.size and Attachment.hash (base64 of the SHA-1) must be those of the inline data. */
+  private checkAttachmentData(attachment: Obj, it: Item, ctx: WalkContext): void {
+    const data = attachment.data;
+    if (typeof data !== 'string' || (attachment.size === undefined && attachment.hash === undefined)) return;
+    const bytes = Buffer.from(data, 'base64');
+    if (typeof attachment.size === 'number' && attachment.size !== bytes.length) this.push(ctx, 'error', 'value', `${it.expr}.size`, `${it.expr}.size: ${attachment.size} bytes stated, but the data holds ${bytes.length}`);
+    if (typeof attachment.hash === 'string') {
+      const sha1 = hash('sha1', bytes, 'base64');
+      if (attachment.hash.trim() !== sha1) this.push(ctx, 'error', 'value', `${it.expr}.hash`, `${it.expr}.hash: ${attachment.hash} is not the SHA-1 of the data (${sha1})`);
+    }
+  }
+
+  /** A code of a code system the server holds in full must be one of its codes, whatever the binding; its display, if any, one of the code's. */
+  private checkCodeInSystem(coding: Obj, it: Item, ctx: WalkContext): void {
+    const { system, code } = coding;
+    if (typeof system !== 'string' || typeof code !== 'string') return;
+    const found = this.terminology.lookup(system, code);
+    if (found.result === 'absent') this.push(ctx, 'error', 'code-invalid', it.expr, `${it.expr}: ${code} is not a code of the code system ${system}`);
+    else if (found.result === 'defined' && typeof coding.display === 'string' && found.displays.length && !found.displays.some((d) => sameDisplay(d, coding.display as string))) {
+      const shown = found.displays.map((d) => `"${d}"`).join(' or ');
+      this.push(ctx, 'warning', 'code-invalid', `${it.expr}.display`, `${it.expr}.display: "${coding.display}" is not the display of ${system}#${code} (${shown})`);
+    } else if (found.result === 'notListed') this.push(ctx, 'warning', 'not-supported', it.expr, `${it.expr}: could not check ${system}#${code}: ${found.reason}`);
+  }
+
   private checkReference(node: Node, ref: Obj, it: Item, ctx: WalkContext): void {
-    const targets = node.types.find((t) => t.code === 'Reference')?.targetProfile ?? [];
-    if (!targets.length || typeof ref.reference !== 'string') return;
+    const refType = node.types.find((t) => t.code === 'Reference');
+    const targets = refType?.targetProfile ?? [];
+    if (typeof ref.reference !== 'string') return;
+    if (refType?.aggregation) this.checkAggregation(refType.aggregation, ref, ref.reference, it, ctx);
+    if (!targets.length) return;
     const resolved = this.resolve(ref, ctx);
-    let refType: string | undefined;
-    if (resolved) refType = String(resolved.resourceType);
+    let targetType: string | undefined;
+    if (resolved) targetType = String(resolved.resourceType);
     else {
       const m = /(?:^|\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(ref.reference);
-      refType = m?.[1] ?? (typeof ref.type === 'string' ? ref.type : undefined);
+      targetType = m?.[1] ?? (typeof ref.type === 'string' ? ref.type : undefined);
     }
-    if (!refType) return;
+    if (!targetType) return;
     const targetSds = targets.map((t) => this.structureDefinition(t));
     if (targetSds.some((sd) => !sd)) return; // a target profile this server does not have: its type cannot be known
     const types = new Set(targetSds.map((sd, i) => sd?.type ?? targets[i].split('/').pop()!));
     if (types.has('Resource') || types.has('DomainResource')) return;
-    if (!types.has(refType)) {
-      this.push(ctx, 'error', 'structure', `${it.expr}.reference`, `${it.expr}.reference: a reference to a ${refType} is not allowed here (allowed: ${[...types].join(', ')})`);
+    if (!types.has(targetType)) {
+      this.push(ctx, 'error', 'structure', `${it.expr}.reference`, `${it.expr}.reference: a reference to a ${targetType} is not allowed here (allowed: ${[...types].join(', ')})`);
       return;
     }
     if (resolved) {
-      const profiles = targets.filter((t, i) => targetSds[i]?.type === refType && !t.startsWith(BASE + refType));
-      const basePermitted = targets.some((t) => t.split('|')[0] === BASE + refType);
+      const profiles = targets.filter((t, i) => targetSds[i]?.type === targetType && !t.startsWith(BASE + targetType));
+      const basePermitted = targets.some((t) => t.split('|')[0] === BASE + targetType);
       if (profiles.length && !basePermitted && !profiles.some((p) => this.conforms(resolved, p, ctx))) {
-        this.push(ctx, 'error', 'structure', `${it.expr}.reference`, `${it.expr}.reference: the referenced ${refType} does not conform to ${profiles.join(' or ')}`);
+        this.push(ctx, 'error', 'structure', `${it.expr}.reference`, `${it.expr}.reference: the referenced ${targetType} does not conform to ${profiles.join(' or ')}`);
       }
     }
   }
@@ -1117,6 +1169,19 @@ function childIndex(children: Node[]): ChildIndex {
     childIndexes.set(children, (idx = x));
   }
   return idx;
+}
+
+/** Is this the first time the value is met in this validation (several profiles may walk it)? */
+function firstCheck(value: Obj, ctx: WalkContext): boolean {
+  ctx.checkedValues ??= new Set();
+  if (ctx.checkedValues.has(value)) return false;
+  ctx.checkedValues.add(value);
+  return true;
+}
+
+/** Displays compare without regard to case or runs of white space. */
+function sameDisplay(a: string, b: string): boolean {
+  return a === b || a.replace(/\s+/g, ' ').trim().toLowerCase() === b.replace(/\s+/g, ' ').trim().toLowerCase();
 }
 
 /** Is `key` a JSON key of the choice element `name` (name + type, or _name + type)? */

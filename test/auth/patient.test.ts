@@ -217,6 +217,27 @@ eachEngine(
       expect((await as(other.access_token).get(`/fhir/Patient/${A}`)).status).toBe(200);
     });
 
+    test('$validate needs the permission of the write it simulates, and another patient\'s resource is unknown to it (404, as an unknown id)', async () => {
+      const t = await tokenFor('openid launch/patient patient/*.cruds');
+      const me = as(t.access_token);
+      const deleteMode = { resourceType: 'Parameters', parameter: [{ name: 'mode', valueCode: 'delete' }] };
+      const other = await me.post(`/fhir/Patient/${B}/$validate`, deleteMode);
+      const unknown = await me.post('/fhir/Patient/no-such-patient/$validate', deleteMode);
+      expect(other.status).toBe(404);
+      expect(unknown.status).toBe(404);
+      expect(other.body.issue.map((i: { code: string }) => i.code)).toEqual(unknown.body.issue.map((i: { code: string }) => i.code));
+      expect(other.body.issue[0].diagnostics.replace(B, 'ID')).toBe(unknown.body.issue[0].diagnostics.replace('no-such-patient', 'ID'));
+      const otherUpdate = await me.post(`/fhir/Observation/${obsB}/$validate?mode=update`, obs(B, 'vital-signs', { id: obsB }));
+      expect(otherUpdate.status).toBe(404);
+      // its own record
+      expect((await me.post(`/fhir/Patient/${A}/$validate`, deleteMode)).status).toBe(200);
+      expect((await me.post(`/fhir/Observation/${obsA1}/$validate?mode=update`, obs(A, 'vital-signs', { id: obsA1 }))).status).toBe(200);
+      // a token that may only read may not validate a write
+      const reader = as((await tokenFor('openid launch/patient patient/*.rs')).access_token);
+      expect((await reader.post(`/fhir/Patient/${A}/$validate`, deleteMode)).status).toBe(403);
+      expect((await reader.post('/fhir/Observation/$validate', obs(A, 'vital-signs'))).status).toBe(403);
+    });
+
     test('PKCE is required and S256 only; the verifier must match', async () => {
       const missing = await flow('openid patient/*.rs', { challenge: null });
       expect(missing.searchParams.get('error')).toBe('invalid_request');

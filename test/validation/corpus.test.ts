@@ -9,13 +9,21 @@ import { testConfig } from '../helpers/engines';
 const validator = loadValidator({ cacheDir: testConfig().validationCacheDir });
 type R = Record<string, any>;
 const examples = new Map(packageExamples().map((e) => [e.file, e.resource as R]));
-const base = (file: string): R => structuredClone(examples.get(file)!);
+const PDSM = 'DocumentReference-PDSmSimplifiedExample.json';
+const base = (file: string): R => {
+  const r = structuredClone(examples.get(file)!);
+  if (file === PDSM) {
+    // the package states a size and hash that are not those of its data (profiles/README.md)
+    r.content[0].attachment.size = 11;
+    r.content[0].attachment.hash = 'Ck1VqNd45QIvq3AZd8XYQLvEhtA=';
+  }
+  return r;
+};
 const PATIENT = 'Patient-FRCorePatientExample.json';
 const GLUCOSE = 'Observation-ExampleMesObservationGlucose001.json';
 const BP = 'Observation-ExampleMesFrObservationBP001.json';
 const PRACT = 'Practitioner-FRCorePractitionerExample.json';
 const APPT = 'Appointment-FRCoreAppointmentExample.json';
-const PDSM = 'DocumentReference-PDSmSimplifiedExample.json';
 
 type Variant = [name: string, file: string, mutate: (r: R) => void, expression: string];
 

@@ -6,6 +6,6 @@ export const INVALID: Record<string, { expression: string; because: string }> = 
   'Consent-professional-access-naming-an-app.json': { expression: 'Consent', because: 'es-consent-1: a professional access decision names a Device' },
   'AllergyIntolerance-no-code.json': { expression: 'AllergyIntolerance.code', because: 'code 1..1' },
   'Communication-notification-without-event.json': { expression: 'Communication', because: 'es-comm-2: a notification names its event in reasonCode' },
-  'Communication-unknown-category.json': { expression: 'Communication.category[0]', because: 'category is bound (required) to our value set' },
-  'AuditEvent-no-patient-entity.json': { expression: 'AuditEvent.entity', because: "the slice 'patient' is 1..1" },
+  'Communication-unknown-category.json': { expression: 'Communication.category[0]', because: 'category is bound (required) to our value set; alert is a code of HL7 communication-category, not of ours' },
+  'AuditEvent-patient-entity-not-a-patient.json': { expression: 'AuditEvent.entity[0].what.reference', because: "the entity in the slice 'patient' (role object-role#1) names an Organization, not a FR Core Patient" },
 };

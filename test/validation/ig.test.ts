@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildIg, committedDir, committedFiles, differences } from '../../scripts/build-ig';
 import { loadValidator } from '../../src/validation';
-import { repoRoot } from '../../src/validation/packages';
+import { packageExamples, repoRoot } from '../../src/validation/packages';
 import { ES_ALLERGY_INTOLERANCE, ES_AUDIT_EVENT, ES_COMMUNICATION, ES_CONSENT } from '../../src/validation/required-profiles';
 import { loadConfig } from '../../src/config';
 import { INVALID } from './ig-invalid';
@@ -64,6 +64,22 @@ describe('the required-profile table names our profiles', () => {
   ])('%s → %s', (type, url) => {
     expect(validator.required.for({ resourceType: type })).toEqual([url]);
     expect(validator.engine.structureDefinition(url)?.package).toBe('espace-sante');
+  });
+});
+
+describe('our AuditEvent profile and the French traceability (ans.fhir.fr.tde)', () => {
+  /** every AuditEvent of the TDE package's examples, also those inside its Bundles */
+  const tdeAuditEvents: [string, R][] = packageExamples()
+    .filter((e) => e.package.startsWith('ans.fhir.fr.tde#'))
+    .flatMap((e): [string, R][] => (e.resource.resourceType === 'Bundle' ? ((e.resource.entry as R[] | undefined) ?? []).map((x, i): [string, R] => [`${e.file} entry ${i}`, x.resource]) : [[e.file, e.resource]]))
+    .filter(([, r]) => r?.resourceType === 'AuditEvent');
+
+  it('TDE has 4 example AuditEvents (2 alone, 2 in a search Bundle)', () => {
+    expect(tdeAuditEvents).toHaveLength(4);
+  });
+
+  it.each(tdeAuditEvents)('TDE example %s is valid against espace-sante-auditevent', (_name, r) => {
+    expect(validator.validate(r, [ES_AUDIT_EVENT], false).filter((i) => i.severity === 'error')).toEqual([]);
   });
 });
 

@@ -7,22 +7,23 @@ The trace the server writes for every read, search and write in a person's space
 traceability profile tde-auditevent of ans.fhir.fr.tde): what was done (action, subtype), when
 (period, recorded), by whom (agent, requestor), whether it succeeded (outcome), the server that saw it
 (source.observer) and whose space it was (the entity slice `patient`). Emergency access is recorded
-with purposeOfEvent.
+with purposeOfEvent. Every trace of the French traceability guide stays valid: what TDE leaves optional
+(action, outcome, entity) stays optional here; when an entity names the person, it is a FR Core Patient.
 """
 * ^status = #draft
 * ^experimental = false
-* action 1..1 MS
-* outcome 1..1 MS
+* action MS
+* outcome MS
 * purposeOfEvent MS
 * agent.requestor MS
 * agent.who only Reference($FRCorePractitioner or $FRCorePractitionerRole or $FRCorePatient or $FRCoreRelatedPerson or $FRCoreOrganization or Device)
 * source.observer only Reference(Device)
-* entity 1..* MS
+* entity MS
 * entity ^slicing.discriminator.type = #pattern
 * entity ^slicing.discriminator.path = "role"
 * entity ^slicing.rules = #open
 * entity ^slicing.description = "The person whose space was accessed, then the resources concerned"
-* entity contains patient 1..1 MS
+* entity contains patient 0..1 MS
 * entity[patient].role 1..1
 * entity[patient].role = $object-role#1 "Patient"
 * entity[patient].what 1..1
