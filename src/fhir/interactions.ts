@@ -28,7 +28,12 @@ export function checkWriteOf(svc: Services, req: FhirRequest, guard: WriteGuard,
   return { index, warnings };
 }
 
-/** The resource to store with its index (checkWriteOf); its warnings replace those of an earlier run in `warnings`, for the response. */
+/**
+ * The resource to store with its index (checkWriteOf), for a write whose content depends on the
+ * current version (a patch); its warnings replace those of an earlier run in `warnings`. Creates and
+ * updates are checked once, before the store's atomic section: their content is known and their
+ * index does not depend on the version number or time the store gives them.
+ */
 const indexed = (svc: Services, req: FhirRequest, guard: WriteGuard, resource: Resource, warnings: Issue[]): WriteInput => {
   const { index, warnings: found } = checkWriteOf(svc, req, guard, resource);
   warnings.length = 0;
@@ -182,12 +187,14 @@ async function createNew(svc: Services, req: FhirRequest, type: string, body: Re
   const id = req.assignedId ?? randomUUID();
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'c', type, id);
+  const checked = checkWriteOf(svc, req, guard, stamp(body, id, 1, Date.now()));
   const result = await uniquely(svc, type, id, body, () =>
     svc.store.write(type, id, (current, next) => {
       if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
-      return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
+      return { resource: stamp(body, id, next.versionId, next.lastUpdated), index: checked.index };
     }),
   );
+  warnings.push(...checked.warnings);
   return writeResponse(svc, req, 201, result.version, `Created ${type}/${id}`, warnings);
 }
 
@@ -218,13 +225,15 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
   const body = updateBody(svc, req.body, type, id);
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'u', type, id);
+  const checked = checkWriteOf(svc, req, guard, stamp(body, id, 1, Date.now()));
   const result = await uniquely(svc, type, id, body, () =>
     svc.store.write(type, id, (current, next) => {
       guard.existing(current);
       checkIfMatch(req, current, `${type}/${id}`);
-      return indexed(svc, req, guard, stamp(body, id, next.versionId, next.lastUpdated), warnings);
+      return { resource: stamp(body, id, next.versionId, next.lastUpdated), index: checked.index };
     }),
   );
+  warnings.push(...checked.warnings);
   const created = !result.previous || result.previous.deleted;
   return writeResponse(svc, req, created ? 201 : 200, result.version, `${created ? 'Created' : 'Updated'} ${type}/${id}`, warnings);
 }
