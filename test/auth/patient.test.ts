@@ -4,7 +4,7 @@ import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { eachEngine, FHIR_JSON, ids, anonymous } from '../helpers/http';
 import { HOST } from '../helpers/auth';
-import { hasTransactions } from '../helpers/engines';
+import { withTransactions } from '../helpers/engines';
 import supertest from 'supertest';
 import { authorizePath, authorizeThroughForms, exchangeCode, FHIR_BASE, lastCode, pkce } from '../helpers/smart';
 
@@ -126,15 +126,20 @@ eachEngine(
       expect((await c.post('/fhir/Patient', { resourceType: 'Patient' })).status).toBe(403);
       expect((await c.delete(`/fhir/Observation/${obsB}`)).status).toBe(404);
       expect((await c.get(`/fhir/Observation/${obsB}`)).status).toBe(404);
-      if (hasTransactions(h.services.store, h.engine.name, 'the transaction part of the patient/ write test')) {
-        const tx = await c.post('/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Observation' }, resource: obs(A, 'vital-signs') }, { request: { method: 'POST', url: 'Observation' }, resource: obs(B, 'vital-signs') }] });
-        expect(tx.status).toBe(403);
-      }
       const batch = await c.post('/fhir', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient/${B}` } }, { request: { method: 'GET', url: `Observation?subject=Patient/${B}` } }, { request: { method: 'GET', url: `Patient/${A}` } }] });
       expect(batch.status).toBe(200);
       expect(batch.body.entry[0].response.status).toMatch(/^404/);
       expect(batch.body.entry[1].resource.total ?? batch.body.entry[1].resource.entry?.length ?? 0).toBe(0);
       expect(batch.body.entry[2].response.status).toMatch(/^200/);
+    });
+
+    withTransactions(h.engine)('a transaction of a patient/ token with one entry outside its compartment is refused whole', async () => {
+      const c = as((await tokenFor('openid launch/patient patient/*.cruds')).access_token);
+      const marker = { system: 'urn:test:tx-compartment', value: h.engine.name };
+      const tx = await c.post('/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Observation' }, resource: obs(A, 'vital-signs', { identifier: [marker] }) }, { request: { method: 'POST', url: 'Observation' }, resource: obs(B, 'vital-signs', { identifier: [marker] }) }] });
+      expect(tx.status).toBe(403);
+      expect(tx.body.resourceType).toBe('OperationOutcome');
+      expect(ids((await c.get(`/fhir/Observation?identifier=${marker.system}|${marker.value}`)).body)).toEqual([]);
     });
 
     test('granular scope: patient/Observation.rs?category=vital-signs sees vital signs only', async () => {

@@ -1,9 +1,9 @@
-import { hasTransactions } from '../helpers/engines';
+import { withoutTransactions, withTransactions } from '../helpers/engines';
 import { BASE, eachEngine, FHIR_JSON, ids, INS, patient, request } from '../helpers/http';
 
 eachEngine('batch and transaction', (h) => {
   const postBundle = (bundle: unknown) => request(h.app).post('/fhir').set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle));
-  const txOrSkip = () => hasTransactions(h.services.store, h.engine.name, 'transaction test (the refusal itself is tested)');
+  const txTest = withTransactions(h.engine);
   const count = async (q: string) => (await request(h.app).get(`/fhir/${q}`)).body.total as number;
 
   test('a batch runs entries independently and reports each one', async () => {
@@ -28,8 +28,7 @@ eachEngine('batch and transaction', (h) => {
     expect(res.body.entry[3].response.outcome.issue[0].expression).toEqual(['Bundle.entry[3].resource.id']);
   });
 
-  test('transaction: urn:uuid references are rewritten everywhere, including in extensions', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: urn:uuid references are rewritten everywhere, including in extensions', async () => {
     const res = await postBundle({
       resourceType: 'Bundle',
       type: 'transaction',
@@ -60,8 +59,7 @@ eachEngine('batch and transaction', (h) => {
     expect(ids((await request(h.app).get(`/fhir/Observation?subject=Patient/${patientId}`)).body)).toEqual([obsEntry.resource.id]);
   });
 
-  test('transaction: all or nothing when an entry fails', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: all or nothing when an entry fails', async () => {
     const before = await count('Patient?family=Atomique');
     const existing = await h.create(patient('Atomique'));
     const res = await postBundle({
@@ -84,8 +82,7 @@ eachEngine('batch and transaction', (h) => {
     expect(after.body.gender).toBeUndefined();
   });
 
-  test('transaction: order DELETE, POST, PUT, GET; ifNoneExist; conditional references; ifMatch', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: order DELETE, POST, PUT, GET; ifNoneExist; conditional references; ifMatch', async () => {
     const toDelete = await h.create(patient('ToDelete'));
     const kept = await h.create(patient('Kept', { identifier: [{ system: INS, value: '1111111111111' }] }));
     const res = await postBundle({
@@ -121,8 +118,7 @@ eachEngine('batch and transaction', (h) => {
     expect(unresolved.status).toBe(412);
   });
 
-  test('transaction: a Bundle of 1,000 entries', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: a Bundle of 1,000 entries', async () => {
     const entry = Array.from({ length: 1000 }, (_, i) => ({
       fullUrl: `urn:uuid:00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
       request: { method: 'POST', url: i % 2 === 0 ? 'Patient' : 'Observation' },
@@ -140,12 +136,12 @@ eachEngine('batch and transaction', (h) => {
     expect(res.body.entry[999].resource.subject.reference).toBe(`Patient/${pid}`);
   }, 120000);
 
-  test('a transaction is refused with an OperationOutcome where the store cannot make it atomic', async () => {
-    if (h.services.store.supportsTransactions) {
-      const cs = await request(h.app).get('/fhir/metadata');
-      expect(cs.body.rest[0].interaction).toContainEqual({ code: 'transaction' });
-      return;
-    }
+  txTest('the CapabilityStatement lists transaction where the store makes transactions atomic', async () => {
+    const cs = await request(h.app).get('/fhir/metadata');
+    expect(cs.body.rest[0].interaction).toContainEqual({ code: 'transaction' });
+  });
+
+  withoutTransactions(h.engine)('a transaction is refused with an OperationOutcome where the store cannot make it atomic, and the CapabilityStatement omits it', async () => {
     const before = await count('Patient?family=Refused');
     const res = await postBundle({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Patient' }, resource: patient('Refused') }] });
     expect(res.status).toBe(501);

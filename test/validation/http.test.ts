@@ -1,6 +1,6 @@
 import { packageExamples } from '../../src/validation/packages';
 import { BASE, eachEngine, FHIR_JSON, request } from '../helpers/http';
-import { hasTransactions } from '../helpers/engines';
+import { withTransactions } from '../helpers/engines';
 
 /** Enforcement over HTTP with the French required profiles on (REQUIRED_PROFILES=fr). */
 type R = Record<string, any>;
@@ -95,8 +95,7 @@ eachEngine(
       expect(res.body.issue[0].severity).toBe('information');
     });
 
-    it('a transaction with one invalid entry is refused whole and stores nothing', async () => {
-      if (!hasTransactions(h.services.store, h.engine.name, 'invalid-entry transaction test')) return;
+    withTransactions(h.engine)('a transaction with one invalid entry is refused whole and stores nothing', async () => {
       const marker = `tx-${Date.now()}`;
       const p = insPatient();
       p.identifier.push({ system: 'urn:test:marker', value: marker, use: 'secondary', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'RRI' }] } });
