@@ -212,7 +212,7 @@ export function loadDefinitions(cacheDir: string | undefined, dir = profilesDir(
       for (const old of fs.readdirSync(cacheDir!)) if (old.startsWith('validation-definitions-') && old.endsWith('.json') && path.join(cacheDir!, old) !== file) fs.rmSync(path.join(cacheDir!, old), { force: true });
     } catch {
       // a cache that cannot be written (a read-only install) costs the next start this build again
-      fs.rmSync(tmp, { force: true });
+      if (fs.existsSync(tmp)) fs.rmSync(tmp);
     }
   }
   return { definitions: d, fromCache: false };
