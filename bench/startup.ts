@@ -5,16 +5,18 @@
  * with the administrator's secret, then POST a Patient); then `npm run cli -- client list` on that
  * data directory. Several runs; the median is printed. See bench/README.md.
  *
- * Environment: BENCH_STARTUP_RUNS (5).
+ * Environment: BENCH_STARTUP_RUNS (5); BENCH_STARTUP_ROOT, the checkout whose `npm start` is timed
+ * (default: this one), e.g. a clone of an earlier commit to compare with in the same run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { authHeaders, authorize } from './auth';
 import { cleanupAll, cleanUpOnSignals, removeTempDir, stop, tempDir, track } from './child';
 import { fmt, intEnv, log, serverEnv } from './common';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(process.env.BENCH_STARTUP_ROOT || path.join(__dirname, '..', '..'));
 const RUNS = intEnv('BENCH_STARTUP_RUNS', 5);
 const DEADLINE_MS = 300_000;
 
@@ -63,18 +65,11 @@ async function once(): Promise<Run> {
   try {
     await until('an answer to GET /fhir/metadata', server, async () => ((await fetch(`${origin}/fhir/metadata`)).status === 200 ? true : undefined));
     const metadata = performance.now() - t0;
-    const token = await until('a token', server, async () => {
-      const secret = fs.readFileSync(path.join(dataDir, 'auth', 'admin-client-secret'), 'utf8').trim();
-      const res = await fetch(`${origin}/auth/token`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`admin:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials&scope=system%2F*.cruds',
-      });
-      return ((await res.json()) as { access_token?: string }).access_token;
-    });
+    // the administrator's secret is written once the server is ready
+    await until('a token', server, async () => authorize(origin, dataDir).then(() => true));
     const created = await fetch(`${origin}/fhir/Patient`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' },
+      headers: { ...authHeaders(), 'content-type': 'application/fhir+json' },
       body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Lefèvre', given: ['Hélène'] }], gender: 'female', birthDate: '1980-08-01' }),
     });
     if (created.status !== 201) throw new Error(`the first write answered ${created.status}: ${await created.text()}`);
@@ -98,7 +93,7 @@ const seconds = (ms: number) => fmt(ms / 1000, 1);
 
 async function main(): Promise<void> {
   cleanUpOnSignals();
-  log(`Start-up: npm start on a fresh DATA_DIR, ${RUNS} runs (seconds from the spawn of npm)`);
+  log(`Start-up: npm start in ${ROOT} on a fresh DATA_DIR, ${RUNS} runs (seconds from the spawn of npm)`);
   log();
   log('| run | first GET /fhir/metadata 200 | first authorized write 201 | npm run cli -- client list |');
   log('|---:|---:|---:|---:|');

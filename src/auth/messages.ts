@@ -1,5 +1,5 @@
-import { writePrivateFile } from '../private-files';
 import path from 'node:path';
+import { writePrivateFile } from '../private-files';
 
 /** A message to a person: the one-time code of a login, by e-mail or SMS. */
 export interface OutgoingMessage {
