@@ -3,6 +3,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // whether MONGODB_URI's deployment has transactions (MONGODB_TRANSACTIONS), found once per run
+  globalSetup: '<rootDir>/test/global-setup.ts',
   // Type checking is `npm run build`'s job; tests only transpile.
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testTimeout: 60000,

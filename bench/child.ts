@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 const children = new Set<ChildProcess>();
+/** children started in a process group of their own (detached), signalled as a group */
+const groups = new WeakSet<ChildProcess>();
 const tempDirs = new Set<string>();
 const exitHooks: (() => Promise<void>)[] = [];
 
@@ -16,14 +18,30 @@ export interface Started {
   stderrTail(): string;
 }
 
+/** Registers a child so that it is never left behind; one spawned `detached` (`group`) is signalled with its whole process group. */
+export function track(child: ChildProcess, group = false): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  if (group) groups.add(child);
+  return child;
+}
+
+function signal(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (groups.has(child) && child.pid) {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      // the group is gone
+    }
+  } else child.kill(sig);
+}
+
 /**
  * Starts `node args...` and resolves once a line of its stdout matches `ready` (the first capture
  * group is the URL). Rejects if the process exits first or does not get ready in time.
  */
 export function startNode(name: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, cwd: string, timeoutMs = 60_000): Promise<Started> {
-  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
+  const child = track(spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let err = '';
   child.stderr!.on('data', (d: Buffer) => {
     err = (err + d.toString('utf8')).slice(-4000);
@@ -37,7 +55,7 @@ export function startNode(name: string, args: string[], env: NodeJS.ProcessEnv, 
       if (done) return;
       done = true;
       clearTimeout(timer);
-      child.kill('SIGKILL');
+      signal(child, 'SIGKILL');
       reject(new Error(`${e.message}${stderrTail() ? `\n--- ${name} stderr ---\n${stderrTail()}` : ''}`));
     };
     child.once('error', fail);
@@ -60,12 +78,12 @@ export function startNode(name: string, args: string[], env: NodeJS.ProcessEnv, 
 export function stop(child: ChildProcess, graceMs = 20_000): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const timer = setTimeout(() => signal(child, 'SIGKILL'), graceMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
       resolve(code);
     });
-    child.kill('SIGTERM');
+    signal(child, 'SIGTERM');
   });
 }
 
@@ -112,6 +130,6 @@ export function cleanUpOnSignals(): void {
 
 process.on('exit', () => {
   // Last resort, synchronous: nothing may outlive the benchmark.
-  for (const c of children) c.kill('SIGKILL');
+  for (const c of children) signal(c, 'SIGKILL');
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });

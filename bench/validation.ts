@@ -1,3 +1,4 @@
+import { loadConfig } from '../src/config';
 import { loadValidator } from '../src/validation';
 import { loadPackages, packageExamples } from '../src/validation/packages';
 
@@ -86,7 +87,7 @@ function medplumBaseline(): Medplum | undefined {
 }
 
 export function runValidationBench(options: { cacheDir?: string; ms?: number } = {}): ValidationBench {
-  const validator = loadValidator({ cacheDir: options.cacheDir ?? 'data/cache' });
+  const validator = loadValidator({ cacheDir: options.cacheDir ?? loadConfig().validationCacheDir });
   const examples = new Map(packageExamples().map((e) => [e.file, e.resource]));
   const cases: { name: string; file: string; profile: string; fix?: (r: R) => void }[] = [
     { name: 'FR Core Patient INS', file: 'Patient-FRCorePatientExample.json', profile: 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins' },

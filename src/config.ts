@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { repoRoot } from './validation/packages';
 
 /** Every setting the server reads from its environment, with its default. */
 export interface Config {
@@ -40,7 +41,11 @@ export interface Config {
    * it, instead of an error). Base R4 validation is always on.
    */
   requiredProfiles: 'fr' | 'none';
-  /** Where the compiled validation definitions are cached (VALIDATION_CACHE_DIR, default DATA_DIR/cache). */
+  /**
+   * Where the compiled validation definitions are cached (VALIDATION_CACHE_DIR), one file per
+   * fingerprint of the packages; default node_modules/.cache/espace-sante-fhir, shared by every data
+   * directory and filled by `npm install` (the prepare script).
+   */
   validationCacheDir: string;
   /** Lifetime of access tokens in seconds (ACCESS_TOKEN_TTL, default 300). */
   accessTokenTtl: number;
@@ -107,7 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     shutdownGraceMs: intFrom('SHUTDOWN_GRACE_MS', env.SHUTDOWN_GRACE_MS, 10000),
     requiredProfiles,
-    validationCacheDir: path.resolve(env.VALIDATION_CACHE_DIR || path.join(dataDir, 'cache')),
+    validationCacheDir: path.resolve(env.VALIDATION_CACHE_DIR || path.join(repoRoot(), 'node_modules', '.cache', 'espace-sante-fhir')),
     accessTokenTtl: intFrom('ACCESS_TOKEN_TTL', env.ACCESS_TOKEN_TTL, 300) || 300,
     refreshTokenTtl: intFrom('REFRESH_TOKEN_TTL', env.REFRESH_TOKEN_TTL, 30 * 24 * 3600) || 30 * 24 * 3600,
     signingKeys: env.SIGNING_KEYS || undefined,

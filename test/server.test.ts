@@ -3,14 +3,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-/** The server as `npm start` runs it (the compiled dist/, built by `npm test`'s pretest step). */
+/** The server as `npm start` runs it (the compiled dist/, built by `npm test`). */
 const MAIN = path.join(__dirname, '..', 'dist', 'src', 'main.js');
+
+/** Every server this file spawned, killed in `finally` whatever happened (a failed start included). */
+const spawned: ChildProcessWithoutNullStreams[] = [];
 
 function start(dataDir: string): Promise<{ proc: ChildProcessWithoutNullStreams; url: string; output: () => string }> {
   const proc = spawn(process.execPath, [MAIN], { env: { ...process.env, PORT: '0', DATA_DIR: dataDir, MONGODB_URI: '', LOG_LEVEL: 'info' } });
+  spawned.push(proc);
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 60000);
+    const timer = setTimeout(() => reject(new Error(`server did not start in 120 s: ${out}`)), 120_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /FHIR R4 at (http:\/\/\S+) \(store: sqlite/.exec(out);
@@ -21,8 +25,15 @@ function start(dataDir: string): Promise<{ proc: ChildProcessWithoutNullStreams;
     };
     proc.stdout.on('data', onData);
     proc.stderr.on('data', onData);
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${out}`));
+    });
   });
+}
+
+function killSpawned(): void {
+  for (const proc of spawned.splice(0)) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
 }
 
 /** The README quick start: the administrator's secret from the data directory, a token from the token endpoint. */
@@ -42,11 +53,18 @@ async function adminToken(url: string, dataDir: string): Promise<string> {
 
 const exited = (proc: ChildProcessWithoutNullStreams) => new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
 
+const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
+
+// two cold starts of the real server, a 600-entry transaction: more than jest's default on a busy machine
 test('npm start serves FHIR on the embedded store; SIGTERM drains in-flight requests and closes the store', async () => {
   expect(fs.existsSync(MAIN)).toBe(true);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-server-'));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-server-'));
+  const dataDir = path.join(root, 'data');
+  // the server's files are private whatever the umask it is started with
+  const umask = process.umask(0);
   try {
     const server = await start(dataDir);
+    process.umask(umask);
     expect(server.output()).toContain(`(store: sqlite, ${path.join(dataDir, 'espace-sante.sqlite')})`);
     const meta = await fetch(`${server.url}/metadata`);
     expect(meta.status).toBe(200);
@@ -64,6 +82,10 @@ test('npm start serves FHIR on the embedded store; SIGTERM drains in-flight requ
     // no token, health data or secret in the logs
     expect(server.output()).not.toContain(token);
     expect(server.output()).not.toContain('Lef');
+    // health data and secrets: the server's user only
+    expect([dataDir, path.join(dataDir, 'auth')].map(mode)).toEqual(['700', '700']);
+    const files = ['espace-sante.sqlite', 'espace-sante.sqlite-wal', 'espace-sante.sqlite-shm', 'auth/admin-client-secret', 'auth/secret.json', 'auth/signing-keys.json'];
+    expect(files.map((f) => `${f} ${mode(path.join(dataDir, f))}`)).toEqual(files.map((f) => `${f} 600`));
 
     // a large transaction is in flight when SIGTERM arrives: it completes, then the process exits 0
     const entry = Array.from({ length: 600 }, (_, i) => ({ request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient', identifier: [{ system: 'urn:test:drain', value: String(i) }] } }));
@@ -88,6 +110,8 @@ test('npm start serves FHIR on the embedded store; SIGTERM drains in-flight requ
     again.proc.kill('SIGTERM');
     expect(await exit2).toBe(0);
   } finally {
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    process.umask(umask);
+    killSpawned();
+    fs.rmSync(root, { recursive: true, force: true });
   }
-});
+}, 300_000);

@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Auth } from './index';
 import { authDir } from './keys';
+import { writePrivateFile } from '../private-files';
 
 export const ADMIN_CLIENT_ID = 'admin';
 export const ADMIN_SECRET_FILE = 'admin-client-secret';
@@ -23,8 +23,7 @@ export async function bootstrapAdministrator(auth: Auth, dataDir: string): Promi
     authMethod: 'client_secret_basic',
   });
   const file = path.join(authDir(dataDir), ADMIN_SECRET_FILE);
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(file, `${client.secret}\n`, { mode: 0o600 });
+  writePrivateFile(file, `${client.secret}\n`);
   return [
     `An administrator client "${ADMIN_CLIENT_ID}" (system/*.cruds) was created; its secret is in ${file} (readable by you only).`,
     'Get an access token with:',

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { writePrivateFile } from '../private-files';
 
 /**
  * The authorization server's secrets: JWT signing keys (JWKS with private parts) and the keys of
@@ -33,8 +34,7 @@ export async function newKeyPair(): Promise<JWK[]> {
 }
 
 function writePrivate(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(file, JSON.stringify(value, null, 2), { mode: 0o600 });
+  writePrivateFile(file, JSON.stringify(value, null, 2));
 }
 
 export function authDir(dataDir: string): string {

@@ -1,5 +1,5 @@
-import fs from 'node:fs';
 import path from 'node:path';
+import { writePrivateFile } from '../private-files';
 
 /** A message to a person: the one-time code of a login, by e-mail or SMS. */
 export interface OutgoingMessage {
@@ -24,7 +24,6 @@ export class FileMessageSender implements MessageSender {
     this.file = path.join(dataDir, 'outbox', 'messages.jsonl');
   }
   async send(message: OutgoingMessage): Promise<void> {
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    fs.appendFileSync(this.file, `${JSON.stringify({ at: new Date().toISOString(), ...message })}\n`, { mode: 0o600 });
+    writePrivateFile(this.file, `${JSON.stringify({ at: new Date().toISOString(), ...message })}\n`, true);
   }
 }

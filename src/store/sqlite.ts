@@ -1,6 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import Database from 'better-sqlite3';
+import { privateDatabaseFile } from '../private-files';
 import { ESTIMATE_LIMIT, type Bound, type Condition, type IndexKind, type RangeMatch, type SearchPlan, type SortKey } from '../search/plan';
 import type { IndexEntries } from '../search/extract';
 import { normalizeString } from '../search/values';
@@ -286,7 +285,7 @@ export class SqliteStore implements ResourceStore {
   }
 
   async init(): Promise<void> {
-    if (this.location !== ':memory:') fs.mkdirSync(path.dirname(this.location), { recursive: true });
+    if (this.location !== ':memory:') privateDatabaseFile(this.location);
     this.db = new Database(this.location);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

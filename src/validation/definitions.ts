@@ -211,11 +211,16 @@ export function loadDefinitions(cacheDir: string | undefined, dir = profilesDir(
   const d = buildDefinitions(dir);
   d.fingerprint = fingerprint;
   if (file) {
-    fs.mkdirSync(cacheDir!, { recursive: true });
     const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(d));
-    fs.renameSync(tmp, file);
-    for (const old of fs.readdirSync(cacheDir!)) if (old.startsWith('validation-definitions-') && old.endsWith('.json') && path.join(cacheDir!, old) !== file) fs.rmSync(path.join(cacheDir!, old), { force: true });
+    try {
+      fs.mkdirSync(cacheDir!, { recursive: true });
+      fs.writeFileSync(tmp, JSON.stringify(d));
+      fs.renameSync(tmp, file);
+      for (const old of fs.readdirSync(cacheDir!)) if (old.startsWith('validation-definitions-') && old.endsWith('.json') && path.join(cacheDir!, old) !== file) fs.rmSync(path.join(cacheDir!, old), { force: true });
+    } catch {
+      // a cache that cannot be written (a read-only install) costs the next start this build again
+      if (fs.existsSync(tmp)) fs.rmSync(tmp);
+    }
   }
   return { definitions: d, fromCache: false };
 }

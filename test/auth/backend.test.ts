@@ -52,6 +52,8 @@ eachEngine('backend services and bearer tokens', (h) => {
     const res = await token(assertion());
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ token_type: 'Bearer', scope: 'system/DocumentReference.cru system/Patient.rs' });
+    // the suite's ACCESS_TOKEN_TTL, less the second that may have turned since the token was made
+    expect(res.body.expires_in).toBeGreaterThanOrEqual(3599);
     expect(res.body.expires_in).toBeLessThanOrEqual(3600);
     const t = res.body.access_token as string;
     expect(jwt.decode(t, { complete: true })!.header.alg).toBe('RS384');
@@ -103,7 +105,6 @@ eachEngine('backend services and bearer tokens', (h) => {
     const key = await importJWK(rs, 'RS384');
     const sign = (claims: Record<string, unknown>, exp = '5m') =>
       new SignJWT({ client_id: h.services.auth!.clients ? 'hopital' : '', scope: 'system/*.cruds', jti: randomUUID(), ...claims }).setProtectedHeader({ alg: 'RS384', kid: rs.kid }).setIssuer('http://fhir.test/auth').setAudience(FHIR_BASE).setIssuedAt().setExpirationTime(exp).sign(key);
-    expect((await sign({})).length).toBeGreaterThan(0);
     const ok = await fhir(await sign({})).get('/fhir/Patient');
     expect(ok.status).toBe(200); // the server's own key, its audience: accepted (this is what its token endpoint issues)
     const none = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'http://fhir.test/auth', aud: FHIR_BASE, client_id: 'hopital', scope: 'system/*.cruds', jti: 'x', iat: 1, exp: 9999999999 })).toString('base64url')}.`;

@@ -12,6 +12,8 @@ import type { AppServices } from '../../src/server';
 
 export interface Engine {
   name: 'sqlite' | 'mongodb';
+  /** whether its stores have multi-document transactions (SQLite: always; MongoDB: a replica set or a sharded cluster) */
+  transactions: boolean;
   /** a fresh, empty store */
   create(): ResourceStore;
   /** removes what create() made */
@@ -28,12 +30,20 @@ function mongoDbUri(base: string, name: string): string {
   return u.toString();
 }
 
+/** Whether MONGODB_URI's deployment has transactions, as test/global-setup.ts found once for the run. */
+function mongoTransactions(): boolean {
+  const found = process.env.MONGODB_TRANSACTIONS;
+  if (found !== '1' && found !== '0') throw new Error('MONGODB_TRANSACTIONS is not set: run jest with jest.config.js, whose globalSetup asks the MongoDB of MONGODB_URI');
+  return found === '1';
+}
+
 /** The engines the suites run on: SQLite always, MongoDB whenever MONGODB_URI is set. */
 export function engines(): Engine[] {
   const list: Engine[] = [];
   const dirs: string[] = [];
   list.push({
     name: 'sqlite',
+    transactions: true,
     create() {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-test-'));
       dirs.push(dir);
@@ -47,6 +57,7 @@ export function engines(): Engine[] {
     const dbs: string[] = [];
     list.push({
       name: 'mongodb',
+      transactions: mongoTransactions(),
       create() {
         const name = `esf_test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
         dbs.push(name);
@@ -81,11 +92,13 @@ export async function servicesFor(engine: Engine, overrides: Partial<Config> = {
   return createServices(testConfig(overrides), engine.create());
 }
 
-/**
- * Whether the store has multi-document transactions; when it has none (FerretDB, a standalone
- * mongod), says which test, or part of one, is skipped for that reason.
- */
-export function hasTransactions(store: ResourceStore, engine: string, skipped: string): boolean {
-  if (!store.supportsTransactions) console.warn(`[${engine}] this server has no multi-document transactions: ${skipped} SKIPPED`);
-  return store.supportsTransactions;
+/** `test`, or, when `run` is false, a test jest reports as skipped with `reason` in its name. */
+function testIf(run: boolean, reason: string) {
+  return (name: string, fn: jest.ProvidesCallback, timeout?: number) => (run ? test(name, fn, timeout) : test.skip(`${name} [SKIPPED: ${reason}]`, fn, timeout));
 }
+
+/** A test of what needs multi-document transactions: skipped, and reported so, on a MongoDB without them (FerretDB, a standalone mongod). */
+export const withTransactions = (engine: Engine) => testIf(engine.transactions, `no multi-document transactions on this ${engine.name} deployment`);
+
+/** A test of what a deployment without multi-document transactions does instead: skipped where there are transactions. */
+export const withoutTransactions = (engine: Engine) => testIf(!engine.transactions, `the ${engine.name} engine has multi-document transactions here`);

@@ -1,12 +1,12 @@
-import { hasTransactions } from '../helpers/engines';
+import { withoutTransactions, withTransactions } from '../helpers/engines';
 import { BASE, eachEngine, FHIR_JSON, ids, INS, patient, request } from '../helpers/http';
 
 eachEngine('batch and transaction', (h) => {
   const postBundle = (bundle: unknown) => request(h.app).post('/fhir').set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle));
-  const txOrSkip = () => hasTransactions(h.services.store, h.engine.name, 'transaction test (the refusal itself is tested)');
+  const txTest = withTransactions(h.engine);
   const count = async (q: string) => (await request(h.app).get(`/fhir/${q}`)).body.total as number;
 
-  test('a reference to a urn:uuid that nothing resolves is refused: that batch entry, the whole transaction, a plain create; a stored Bundle keeps its own', async () => {
+  test('a reference to a urn:uuid that nothing resolves is refused: that batch entry, a plain create; a stored Bundle keeps its own', async () => {
     const u1 = 'urn:uuid:6e2c7a10-0000-4000-8000-00000000aa01';
     const obsTo = (ref: string) => ({ resourceType: 'Observation', status: 'final', code: { text: 'pendante' }, subject: { reference: ref } });
     // a batch does not resolve references between its entries
@@ -20,19 +20,20 @@ eachEngine('batch and transaction', (h) => {
     const plain = await request(h.app).post('/fhir/Observation').set('Content-Type', FHIR_JSON).send(JSON.stringify(obsTo(u1)));
     expect(plain.status).toBe(400);
     expect(plain.body.issue[0].expression).toEqual(['Observation.subject.reference']);
-    // a transaction whose reference names no entry of its own
-    if (txOrSkip()) {
-      const tx = await postBundle({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Patient' }, resource: patient('PendanteTx') }, { request: { method: 'POST', url: 'Observation' }, resource: obsTo('urn:uuid:6e2c7a10-0000-4000-8000-00000000aa02') }] });
-      expect(tx.status).toBe(400);
-      expect(tx.body.issue[0].expression).toEqual(['Bundle.entry[1].resource.subject.reference']);
-      expect(await count('Patient?name=pendantetx&_total=accurate&_count=0')).toBe(0);
-    }
     // a document Bundle, stored as a resource, keeps the references between its entries
     const document = await request(h.app)
       .post('/fhir/Bundle')
       .set('Content-Type', FHIR_JSON)
       .send(JSON.stringify({ resourceType: 'Bundle', type: 'collection', entry: [{ fullUrl: u1, resource: patient('DansLeDocument') }, { fullUrl: 'urn:uuid:6e2c7a10-0000-4000-8000-00000000aa03', resource: obsTo(u1) }] }));
     expect(document.status).toBe(201);
+  });
+
+  txTest('a transaction whose urn:uuid reference names none of its entries is refused whole', async () => {
+    const obsTo = (ref: string) => ({ resourceType: 'Observation', status: 'final', code: { text: 'pendante' }, subject: { reference: ref } });
+    const tx = await postBundle({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Patient' }, resource: patient('PendanteTx') }, { request: { method: 'POST', url: 'Observation' }, resource: obsTo('urn:uuid:6e2c7a10-0000-4000-8000-00000000aa02') }] });
+    expect(tx.status).toBe(400);
+    expect(tx.body.issue[0].expression).toEqual(['Bundle.entry[1].resource.subject.reference']);
+    expect(await count('Patient?name=pendantetx&_total=accurate&_count=0')).toBe(0);
   });
 
   test('a batch runs entries independently and reports each one', async () => {
@@ -57,8 +58,7 @@ eachEngine('batch and transaction', (h) => {
     expect(res.body.entry[3].response.outcome.issue[0].expression).toEqual(['Bundle.entry[3].resource.id']);
   });
 
-  test('transaction: urn:uuid references are rewritten everywhere, including in extensions', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: urn:uuid references are rewritten everywhere, including in extensions', async () => {
     const res = await postBundle({
       resourceType: 'Bundle',
       type: 'transaction',
@@ -89,8 +89,7 @@ eachEngine('batch and transaction', (h) => {
     expect(ids((await request(h.app).get(`/fhir/Observation?subject=Patient/${patientId}`)).body)).toEqual([obsEntry.resource.id]);
   });
 
-  test('transaction: all or nothing when an entry fails', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: all or nothing when an entry fails', async () => {
     const before = await count('Patient?family=Atomique');
     const existing = await h.create(patient('Atomique'));
     const res = await postBundle({
@@ -113,8 +112,7 @@ eachEngine('batch and transaction', (h) => {
     expect(after.body.gender).toBeUndefined();
   });
 
-  test('transaction: order DELETE, POST, PUT, GET; ifNoneExist; conditional references; ifMatch', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: order DELETE, POST, PUT, GET; ifNoneExist; conditional references; ifMatch', async () => {
     const toDelete = await h.create(patient('ToDelete'));
     const kept = await h.create(patient('Kept', { identifier: [{ system: INS, value: '1111111111111' }] }));
     const res = await postBundle({
@@ -150,8 +148,7 @@ eachEngine('batch and transaction', (h) => {
     expect(unresolved.status).toBe(412);
   });
 
-  test('transaction: a Bundle of 1,000 entries', async () => {
-    if (!txOrSkip()) return;
+  txTest('transaction: a Bundle of 1,000 entries', async () => {
     const entry = Array.from({ length: 1000 }, (_, i) => ({
       fullUrl: `urn:uuid:00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
       request: { method: 'POST', url: i % 2 === 0 ? 'Patient' : 'Observation' },
@@ -169,12 +166,12 @@ eachEngine('batch and transaction', (h) => {
     expect(res.body.entry[999].resource.subject.reference).toBe(`Patient/${pid}`);
   }, 120000);
 
-  test('a transaction is refused with an OperationOutcome where the store cannot make it atomic', async () => {
-    if (h.services.store.supportsTransactions) {
-      const cs = await request(h.app).get('/fhir/metadata');
-      expect(cs.body.rest[0].interaction).toContainEqual({ code: 'transaction' });
-      return;
-    }
+  txTest('the CapabilityStatement lists transaction where the store makes transactions atomic', async () => {
+    const cs = await request(h.app).get('/fhir/metadata');
+    expect(cs.body.rest[0].interaction).toContainEqual({ code: 'transaction' });
+  });
+
+  withoutTransactions(h.engine)('a transaction is refused with an OperationOutcome where the store cannot make it atomic, and the CapabilityStatement omits it', async () => {
     const before = await count('Patient?family=Refused');
     const res = await postBundle({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Patient' }, resource: patient('Refused') }] });
     expect(res.status).toBe(501);

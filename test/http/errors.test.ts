@@ -99,7 +99,7 @@ eachEngine(
     });
 
     test('the server keeps serving after bad requests', async () => {
-      for (let i = 0; i < 5; i++) await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{oops');
+      for (let i = 0; i < 5; i++) expectOutcome(await request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send('{oops'), 400, /not valid JSON/);
       expect((await request(h.app).get('/fhir/metadata')).status).toBe(200);
     });
 
@@ -123,7 +123,7 @@ eachEngine(
       for (const p of ['_id', '_lastUpdated', 'identifier', 'name', 'family', 'birthdate', 'gender', 'general-practitioner']) expect(params).toContain(p);
       const types = new Set(cs.rest.flatMap((r: { resource: { searchParam: { type: string }[] }[] }) => r.resource.flatMap((x) => x.searchParam.map((s) => s.type))));
       expect([...types].sort()).toEqual(['composite', 'date', 'number', 'quantity', 'reference', 'special', 'string', 'token', 'uri']);
-      expect(cs.rest[0].interaction.map((i: { code: string }) => i.code)).toEqual(expect.arrayContaining(['batch', 'history-system']));
+      expect(cs.rest[0].interaction.map((i: { code: string }) => i.code)).toEqual([...(h.engine.transactions ? ['transaction'] : []), 'batch', 'search-system', 'history-system']);
       expect(pat.operation).toContainEqual({ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' });
       expect(pat.searchInclude).toEqual(expect.arrayContaining(['*', 'Patient:general-practitioner', 'Patient:organization']));
       expect(pat.searchRevInclude).toEqual(expect.arrayContaining(['*', 'Observation:subject', 'DocumentReference:subject']));

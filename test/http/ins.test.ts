@@ -1,4 +1,4 @@
-import { hasTransactions } from '../helpers/engines';
+import { withTransactions } from '../helpers/engines';
 import { eachEngine, FHIR_JSON, INS, request } from '../helpers/http';
 
 /** An INS identifies one person: two Patients never carry the same one, also when written at the same time. */
@@ -46,8 +46,7 @@ eachEngine('one Patient per INS', (h) => {
     expect(stored.body.total).toBe(1);
   });
 
-  test('within a transaction too', async () => {
-    if (!hasTransactions(h.services.store, h.engine.name, 'the transaction part of the INS test')) return;
+  withTransactions(h.engine)('within a transaction too', async () => {
     const tx = await request(h.app)
       .post('/fhir')
       .set('Content-Type', FHIR_JSON)

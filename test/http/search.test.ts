@@ -56,8 +56,7 @@ eachEngine('search', (h) => {
     expect(await found('Patient?gender=male')).toEqual([f.noSystem.id]);
     // R4's expression is `deceased.exists() and deceased != false`: no deceased[x] indexes false
     expect(await found('Patient?deceased=true')).toEqual([f.dead.id]);
-    expect((await found('Patient?deceased=false')).includes(f.withGp.id)).toBe(true);
-    expect((await found('Patient?deceased=false')).includes(f.dead.id)).toBe(false);
+    expect(await found('Patient?deceased=false')).toEqual([f.helene.id, f.helene2.id, f.noSystem.id, f.otherSystem.id, f.withGp.id, f.changed.id].sort());
     expect(await found('Observation?code=http://loinc.org|2339-0')).toEqual([f.obsPeriod.id, f.obsExt.id].sort());
   });
 
@@ -112,18 +111,16 @@ eachEngine('search', (h) => {
     expect(await found(`Patient?_id=${f.helene.id},${f.noSystem.id}`)).toEqual([f.helene.id, f.noSystem.id].sort());
     expect(await found(`Patient?_id=${f.helene.id}&gender=male`)).toEqual([]);
     expect(await found('Patient?gender=male,female')).toEqual([f.helene.id, f.helene2.id, f.noSystem.id].sort());
-    const all = await found('Patient?_lastUpdated=ge2000-01-01');
-    expect(all).toContain(f.helene.id);
+    expect(await found('Patient?_lastUpdated=ge2000-01-01')).toEqual([f.helene.id, f.helene2.id, f.noSystem.id, f.otherSystem.id, f.withGp.id, f.dead.id, f.changed.id].sort());
     expect(await found('Patient?_lastUpdated=lt2000-01-01')).toEqual([]);
     expect(await found('Patient?general-practitioner:missing=false')).toEqual([f.withGp.id]);
-    expect((await found('Patient?gender:missing=true')).includes(f.helene.id)).toBe(false);
+    expect(await found('Patient?gender:missing=true')).toEqual([f.otherSystem.id, f.withGp.id, f.dead.id, f.changed.id].sort());
   });
 
   test(':in and :not-in with value sets expanded from the loaded packages', async () => {
     const vs = 'http://hl7.org/fhir/ValueSet/administrative-gender';
     expect(await found(`Patient?gender:in=${vs}`)).toEqual([f.helene.id, f.helene2.id, f.noSystem.id].sort());
-    expect((await found(`Patient?gender:not-in=${vs}`)).includes(f.helene.id)).toBe(false);
-    expect((await found(`Patient?gender:not-in=${vs}`)).includes(f.withGp.id)).toBe(true);
+    expect(await found(`Patient?gender:not-in=${vs}`)).toEqual([f.otherSystem.id, f.withGp.id, f.dead.id, f.changed.id].sort());
     const unknown = await search('Patient?gender:in=http://example.org/no-such-vs');
     expect(unknown.status).toBe(400);
     // LOINC is not loaded here: an exact answer is impossible, so it is refused rather than guessed
@@ -182,7 +179,7 @@ eachEngine('search', (h) => {
     const expected = [...made.filter((id) => id !== notYetSeen), added];
     expect(seen.sort()).toEqual(expected.sort()); // none skipped
     const prev = body.link.find((l: { relation: string }) => l.relation === 'previous');
-    expect(prev).toBeDefined();
+    expect(prev?.url).toContain('_count=3');
     const back = await request(h.app).get(`/fhir${prev.url.slice(BASE.length)}`);
     expect(ids(back.body)).toHaveLength(3);
     const none = await search(`Patient?identifier=${sys}|p&_count=0`);

@@ -26,8 +26,7 @@ test('containingBuckets lists exactly the calendar buckets that hold a whole ran
   expect(keys).toEqual([bucketKey(dateRange('1980')!), bucketKey(dateRange('1980-08')!), bucketKey(dateRange('1980-08-01')!)]);
   // a period across midnight is inside its month but in no single day
   const across = containingBuckets(utc('2024-03-01T23:00:00Z'), utc('2024-03-02T01:00:00Z'));
-  expect(across).toContain(bucketKey(dateRange('2024-03')!));
-  expect(across).not.toContain(bucketKey(dateRange('2024-03-01')!));
+  expect(across).toEqual([bucketKey(dateRange('2024')!), bucketKey(dateRange('2024-03')!)]);
   expect(containingBuckets(-8.64e15, utc('2024-01-01T00:00:00Z'))).toEqual([]);
 });
 

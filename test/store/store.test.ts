@@ -1,5 +1,5 @@
 import type { Resource } from 'fhir/r4';
-import { engines, hasTransactions } from '../helpers/engines';
+import { engines, withoutTransactions, withTransactions } from '../helpers/engines';
 import { emptyIndex, type IndexEntries } from '../../src/search/extract';
 import { tokenKeys } from '../../src/search/values';
 import type { ResourceStore, WriteInput } from '../../src/store/types';
@@ -102,11 +102,15 @@ describe.each(engines())('ResourceStore [$name]', (engine) => {
     await expect(store.search({ ...plan('paged', 2), cursor: { direction: 'next', position: forged } })).rejects.toThrow(InvalidCursorError);
   });
 
-  test('transaction: all writes or none', async () => {
-    if (!hasTransactions(store, engine.name, 'store transaction test (the refusal is tested)')) {
-      await expect(store.transaction(async () => 1)).rejects.toThrow(/transactions/);
-      return;
-    }
+  test('the store has multi-document transactions exactly when the run found the deployment has them', () => {
+    expect(store.supportsTransactions).toBe(engine.transactions);
+  });
+
+  withoutTransactions(engine)('a store without multi-document transactions refuses to run one', async () => {
+    await expect(store.transaction(async () => 1)).rejects.toThrow(/transactions/);
+  });
+
+  withTransactions(engine)('transaction: all writes or none', async () => {
     await expect(
       store.transaction(async (tx) => {
         await put(tx, 't1', 'in-tx');
@@ -124,8 +128,7 @@ describe.each(engines())('ResourceStore [$name]', (engine) => {
     expect((await store.read('Patient', 't2'))!.versionId).toBe(1);
   });
 
-  test('a transaction holds off other writers until it ends (no interleaving)', async () => {
-    if (!hasTransactions(store, engine.name, 'transaction isolation test')) return;
+  withTransactions(engine)('a transaction holds off other writers until it ends (no interleaving)', async () => {
     let outsideDone = false;
     const outside = (async () => {
       await new Promise((r) => setTimeout(r, 5));

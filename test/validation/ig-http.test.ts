@@ -38,11 +38,14 @@ eachEngine(
     });
 
     it('$validate names our profile for an invalid Consent and stores nothing', async () => {
+      const consents = async () => (await request(h.app).get('/fhir/Consent?_summary=count')).body.total as number;
+      const stored = await consents();
       const res = await request(h.app).post('/fhir/Consent/$validate').set('Content-Type', FHIR_JSON).send(JSON.stringify(bare(read(path.join(invalidDir, 'Consent-no-patient.json')))));
       expect(res.status).toBe(200);
       const error = res.body.issue.find((i: R) => i.severity === 'error');
       expect(error.expression).toEqual(['Consent.patient']);
       expect(error.diagnostics).toContain('https://espace-sante.example/fhir/StructureDefinition/espace-sante-consent');
+      expect(await consents()).toBe(stored);
     });
   },
   { requiredProfiles: 'fr' },

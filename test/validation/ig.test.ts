@@ -133,7 +133,7 @@ describe('what the profiles check, variant by variant', () => {
     expect(exprs(logical)).toEqual([]);
     const patient = example('consent-block-practitioner');
     patient.provision.actor[0].reference = { reference: 'Patient/someone-else' };
-    expect(exprs(patient)).toEqual(expect.arrayContaining(['Consent.provision.actor[0].reference.reference']));
+    expect(exprs(patient).sort()).toEqual(['Consent', 'Consent.provision.actor[0].reference.reference']);
   });
 
   it('Consent: period, scope, policy and provision type are checked', () => {
@@ -142,7 +142,7 @@ describe('what the profiles check, variant by variant', () => {
     r.scope = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] };
     r.policy = [{ uri: 'https://example.org/other-policy' }];
     r.provision.type = 'maybe';
-    expect(exprs(r)).toEqual(expect.arrayContaining(['Consent.provision.period', 'Consent.scope', 'Consent.policy[0].uri', 'Consent.provision.type']));
+    expect(exprs(r).sort()).toEqual(['Consent.policy[0].uri', 'Consent.provision.period', 'Consent.provision.type', 'Consent.scope']);
   });
 
   it('AllergyIntolerance: the patient is a Patient, reactions have manifestations, onset has an allowed type', () => {
@@ -151,7 +151,7 @@ describe('what the profiles check, variant by variant', () => {
     delete r.reaction[0].manifestation;
     delete r.onsetDateTime;
     r.onsetBoolean = true;
-    expect(exprs(r)).toEqual(expect.arrayContaining(['AllergyIntolerance.patient.reference', 'AllergyIntolerance.reaction[0].manifestation', 'AllergyIntolerance.onset.ofType(boolean)']));
+    expect(exprs(r).sort()).toEqual(['AllergyIntolerance.onset.ofType(boolean)', 'AllergyIntolerance.patient.reference', 'AllergyIntolerance.reaction[0].manifestation']);
   });
 
   it('Communication: a message has a sender, recipients and content (es-comm-1); a notification goes to the person (es-comm-2)', () => {
@@ -171,6 +171,6 @@ describe('what the profiles check, variant by variant', () => {
     r.subtype.push({ system: 'http://hl7.org/fhir/restful-interaction', code: 'vread' });
     delete r.period.start;
     r.agent.push({ who: { reference: 'Patient/jeanne-martin' }, requestor: false }, { who: { reference: 'Device/app' }, requestor: false });
-    expect(exprs(r)).toEqual(expect.arrayContaining(['AuditEvent.subtype', 'AuditEvent.period.start', 'AuditEvent.agent']));
+    expect(exprs(r).sort()).toEqual(['AuditEvent.agent', 'AuditEvent.period.start', 'AuditEvent.subtype']);
   });
 });
