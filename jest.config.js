@@ -6,5 +6,7 @@ module.exports = {
   // Type checking is `npm run build`'s job; tests only transpile.
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testTimeout: 60000,
+  // tells the suites whether the MongoDB of MONGODB_URI runs transactions (MONGODB_TRANSACTIONS)
+  globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   maxWorkers: 2,
 };

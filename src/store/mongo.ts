@@ -195,6 +195,11 @@ function compareValues(a: unknown, b: unknown): number {
 const valueAt = (doc: Record<string, unknown>, path: string): unknown => path.split('.').reduce<unknown>((o, p) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[p] : undefined), doc) ?? null;
 
 
+/** Whether the deployment that answered `hello` runs multi-document transactions: a replica set or a sharded cluster, with sessions. */
+export function helloSupportsTransactions(hello: { setName?: string; msg?: string; logicalSessionTimeoutMinutes?: number }): boolean {
+  return (!!hello.setName || hello.msg === 'isdbgrid') && hello.logicalSessionTimeoutMinutes !== undefined;
+}
+
 /** The MongoDB engine (mongoose connection, native collections for the hot paths). */
 export class MongoStore implements ResourceStore {
   readonly engine = 'mongodb' as const;
@@ -222,7 +227,7 @@ export class MongoStore implements ResourceStore {
     this.conn = mongoose.createConnection(this.uri, { autoIndex: false, autoCreate: false, maxPoolSize: 20, serverSelectionTimeoutMS: 10000 });
     await this.conn.asPromise();
     const hello = (await this.conn.db!.admin().command({ hello: 1 })) as { setName?: string; msg?: string; logicalSessionTimeoutMinutes?: number };
-    this.supportsTransactions = (!!hello.setName || hello.msg === 'isdbgrid') && hello.logicalSessionTimeoutMinutes !== undefined;
+    this.supportsTransactions = helloSupportsTransactions(hello);
     const build = (await this.conn.db!.admin().command({ buildInfo: 1 })) as { ferretdbVersion?: string };
     this.ferret = build.ferretdbVersion !== undefined;
     this.wildcardIndexes = !this.ferret;

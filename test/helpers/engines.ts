@@ -12,6 +12,12 @@ import type { AppServices } from '../../src/server';
 
 export interface Engine {
   name: 'sqlite' | 'mongodb';
+  /**
+   * Whether its stores run multi-document transactions, known when the suite defines its tests (the
+   * global setup asks the MongoDB of MONGODB_URI): a test the engine cannot run is then defined
+   * with it.skip, and reported as skipped, instead of passing without doing anything.
+   */
+  transactions: boolean;
   /** a fresh, empty store */
   create(): ResourceStore;
   /** removes what create() made */
@@ -34,6 +40,7 @@ export function engines(): Engine[] {
   const dirs: string[] = [];
   list.push({
     name: 'sqlite',
+    transactions: true,
     create() {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-test-'));
       dirs.push(dir);
@@ -47,6 +54,11 @@ export function engines(): Engine[] {
     const dbs: string[] = [];
     list.push({
       name: 'mongodb',
+      get transactions(): boolean {
+        const said = process.env.MONGODB_TRANSACTIONS;
+        if (said !== '1' && said !== '0') throw new Error('MONGODB_TRANSACTIONS is neither 1 nor 0: jest runs test/helpers/global-setup.ts to set it (or set it yourself)');
+        return said === '1';
+      },
       create() {
         const name = `esf_test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
         dbs.push(name);
