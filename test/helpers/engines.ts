@@ -94,6 +94,15 @@ export async function servicesFor(engine: Engine, overrides: Partial<Config> = {
 }
 
 /**
+ * `test` where the engine runs multi-document transactions; elsewhere the test is defined skipped,
+ * its title saying why, so that jest reports it skipped rather than passed.
+ */
+export function testWithTransactions(engine: Engine): (title: string, fn: jest.ProvidesCallback, timeout?: number) => void {
+  if (engine.transactions) return test;
+  return (title, fn, timeout) => test.skip(`${title} (skipped: this MongoDB has no multi-document transactions)`, fn, timeout);
+}
+
+/**
  * Whether the store has multi-document transactions; when it has none (FerretDB, a standalone
  * mongod), says which test, or part of one, is skipped for that reason.
  */

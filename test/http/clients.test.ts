@@ -9,7 +9,7 @@ import type { fhirclient } from 'fhirclient/lib/types';
 import { createLogger } from '../../src/log';
 import { startServer, type RunningServer } from '../../src/server';
 import { backendToken, registerBackend } from '../helpers/auth';
-import { engines, testConfig } from '../helpers/engines';
+import { engines, testConfig, testWithTransactions } from '../helpers/engines';
 import { loadImportEntry } from '../helpers/esm-import';
 import { esAllergy, esConsent, esMessage, esNotification, frAppointment, frPatient, frPractitioner, GENERAL_PRACTICE, INS_NIR } from '../helpers/french';
 
@@ -20,7 +20,7 @@ import { esAllergy, esConsent, esMessage, esNotification, frAppointment, frPatie
  * token response). A server listens on a free port for each engine, with the French profiles
  * required (REQUIRED_PROFILES=fr), and a backend system's system/*.cruds token from its token endpoint.
  */
-const { Client } = loadImportEntry<typeof import('fhir-kit-client')>('fhir-kit-client');
+const { Client, CapabilityTool } = loadImportEntry<typeof import('fhir-kit-client')>('fhir-kit-client');
 
 type R = Record<string, any>;
 /** a resource as fhir-kit-client's and fhirclient's signatures want it */
@@ -75,6 +75,14 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /** the changes of the CRUD walks: a mobile number (update), then a home address (JSON Patch) */
+  const MOBILE = [{ system: 'phone', value: '06 12 34 56 78', use: 'mobile' }];
+  const ADD_ADDRESS = [{ op: 'add' as const, path: '/address', value: [{ use: 'home', line: ['12 rue des Écoles'], city: 'Paris', postalCode: '75005', country: 'France' }] }];
+  const expectPatched = (patched: R) => {
+    expect(patched.meta.versionId).toBe('3');
+    expect(patched.address).toEqual(ADD_ADDRESS[0].value);
+    expect(patched.telecom).toEqual(MOBILE);
+  };
   /** the statuses of a batch or transaction response, in entry order */
   const statuses = (b: R) => (b.entry as R[]).map((e) => e.response.status as string);
   const appointmentSearch = () => `Appointment?patient=Patient/${f.helene}&_count=10&_sort=date`;
@@ -122,6 +130,23 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
   };
 
   describe('fhir-kit-client', () => {
+    test('the CapabilityStatement, read through CapabilityTool, offers the interactions and search parameters used here', async () => {
+      const cs = (await kit.capabilityStatement()) as R;
+      const tool = new CapabilityTool(resource(cs));
+      expect(tool.serverCan('batch')).toBe(true);
+      expect(tool.serverCan('transaction')).toBe(engine.transactions);
+      const used: Record<string, string[]> = {
+        Appointment: ['patient', 'actor', 'practitioner', 'date', 'status', 'service-type'],
+        Consent: ['patient', 'status', 'category', 'actor', 'period', 'date'],
+        Communication: ['subject', 'recipient', 'sender', 'category', 'sent', 'status'],
+        AllergyIntolerance: ['patient', 'clinical-status', 'code', 'criticality'],
+      };
+      for (const [type, params] of Object.entries(used)) {
+        expect({ type, interactions: tool.interactionsFor({ resourceType: type }) }).toEqual({ type, interactions: expect.arrayContaining(['create', 'read', 'update', 'patch', 'delete', 'search-type', 'history-instance']) });
+        expect({ type, unsupported: params.filter((p) => !tool.resourceSearch(type, p)) }).toEqual({ type, unsupported: [] });
+      }
+    });
+
     test('create, read, update, JSON Patch, vread, delete; a deleted resource is Gone', async () => {
       const created = (await kit.create({ resourceType: 'Patient', body: resource(insPatient('Lefèvre', ['Hélène', 'Marie'])) })) as R;
       expect(created.meta.versionId).toBe('1');
@@ -131,14 +156,10 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
       expect(read).toEqual(created);
       expect(read.name[0]).toEqual(expect.objectContaining({ family: 'Lefèvre', given: ['Hélène'] }));
 
-      const updated = (await kit.update({ resourceType: 'Patient', id: created.id, body: resource({ ...read, telecom: [{ system: 'phone', value: '06 12 34 56 78', use: 'mobile' }] }) })) as R;
+      const updated = (await kit.update({ resourceType: 'Patient', id: created.id, body: resource({ ...read, telecom: MOBILE }) })) as R;
       expect(updated.meta.versionId).toBe('2');
-      expect(updated.telecom).toEqual([{ system: 'phone', value: '06 12 34 56 78', use: 'mobile' }]);
-
-      const patched = (await kit.patch({ resourceType: 'Patient', id: created.id, jsonPatch: [{ op: 'add', path: '/address', value: [{ use: 'home', line: ['12 rue des Écoles'], city: 'Paris', postalCode: '75005', country: 'France' }] }], options: { headers: { Prefer: 'return=representation' } } })) as R;
-      expect(patched.meta.versionId).toBe('3');
-      expect(patched.address[0].line).toEqual(['12 rue des Écoles']);
-      expect(patched.telecom).toEqual(updated.telecom);
+      expect(updated.telecom).toEqual(MOBILE);
+      expectPatched((await kit.patch({ resourceType: 'Patient', id: created.id, jsonPatch: ADD_ADDRESS, options: { headers: { Prefer: 'return=representation' } } })) as R);
 
       const v1 = (await kit.vread({ resourceType: 'Patient', id: created.id, version: '1' })) as R;
       expect(v1).toEqual(created);
@@ -187,6 +208,36 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
       expect([...unsorted].sort()).toEqual([...f.agenda].sort());
     });
 
+    test('searches follow the changes: a rescheduled appointment, a revoked authorization, a deleted message', async () => {
+      const ids = async (resourceType: string, searchParams: Record<string, string>) => (((await kit.search({ resourceType, searchParams })) as R).entry ?? []).map((e: R) => e.resource.id as string);
+      const loic = ((await kit.create({ resourceType: 'Patient', body: resource(frPatient({ family: 'Bénard', given: ['Loïc'], gender: 'male', birthDate: '1975-03-14' })) })) as R).id;
+      // rescheduled from 2 to 9 December, and with another practitioner
+      const crepin = ((await kit.create({ resourceType: 'Practitioner', body: resource(frPractitioner({ family: 'Crépin', given: 'Anaïs', rpps: '10004567899', prefix: 'MME' })) })) as R).id;
+      const appointment = (await kit.create({ resourceType: 'Appointment', body: resource(frAppointment({ patient: `Patient/${loic}`, practitioner: `Practitioner/${f.dupre}`, start: '2025-12-02T10:00:00+01:00', end: '2025-12-02T10:20:00+01:00', status: 'booked', kind: GENERAL_PRACTICE, description: 'Consultation', created: '2025-11-25' })) })) as R;
+      const moved = frAppointment({ patient: `Patient/${loic}`, practitioner: `Practitioner/${crepin}`, start: '2025-12-09T11:00:00+01:00', end: '2025-12-09T11:20:00+01:00', status: 'booked', kind: GENERAL_PRACTICE, description: 'Consultation (reportée)', created: '2025-11-25' });
+      await kit.update({ resourceType: 'Appointment', id: appointment.id, body: resource({ ...moved, id: appointment.id }) });
+      expect(await ids('Appointment', { patient: loic, date: '2025-12-02' })).toEqual([]);
+      expect(await ids('Appointment', { patient: loic, date: '2025-12-09' })).toEqual([appointment.id]);
+      expect(await ids('Appointment', { patient: loic, practitioner: f.dupre })).toEqual([]);
+      expect(await ids('Appointment', { patient: loic, 'practitioner.name': 'crepin' })).toEqual([appointment.id]);
+      // the person revokes a catalogue app's authorization
+      const app = ((await kit.create({ resourceType: 'Device', body: resource({ resourceType: 'Device', status: 'active', deviceName: [{ name: 'GlucoSuivi', type: 'user-friendly-name' }] }) })) as R).id;
+      const consent = (await kit.create({ resourceType: 'Consent', body: resource(esConsent({ patient: `Patient/${loic}`, category: 'app-data-sync', type: 'permit', actor: `Device/${app}`, dateTime: '2025-04-10T08:00:00+02:00', start: '2025-04-10', end: '2026-04-10' })) })) as R;
+      expect(await ids('Consent', { patient: loic, status: 'active', actor: `Device/${app}` })).toEqual([consent.id]);
+      await kit.patch({ resourceType: 'Consent', id: consent.id, jsonPatch: [{ op: 'replace', path: '/status', value: 'inactive' }, { op: 'replace', path: '/provision/period/end', value: '2025-12-01' }] });
+      expect(await ids('Consent', { patient: loic, status: 'active' })).toEqual([]);
+      expect(await ids('Consent', { patient: loic, status: 'inactive', period: 'ge2025-12-01' })).toEqual([consent.id]);
+      expect(await ids('Consent', { patient: loic, period: 'gt2026-01-01' })).toEqual([]);
+      // a message deleted: out of searches, includes and reverse includes; its history stays
+      const message = (await kit.create({ resourceType: 'Communication', body: resource(esMessage({ subject: `Patient/${loic}`, sender: `Patient/${loic}`, recipient: `Practitioner/${crepin}`, sent: '2025-12-03T08:00:00+01:00', text: 'Bonjour docteur, je ne pourrai pas venir le 2.' })) })) as R;
+      expect(await ids('Communication', { recipient: `Practitioner/${crepin}` })).toEqual([message.id]);
+      await kit.delete({ resourceType: 'Communication', id: message.id });
+      expect(await ids('Communication', { recipient: `Practitioner/${crepin}` })).toEqual([]);
+      const withMessages = (await kit.search({ resourceType: 'Practitioner', searchParams: { _id: crepin, _revinclude: 'Communication:recipient' } })) as R;
+      expect(withMessages.entry.map((e: R) => e.resource.id)).toEqual([crepin]);
+      expect(((await kit.history({ resourceType: 'Communication', id: message.id })) as R).total).toBe(2);
+    });
+
     test('history of a resource (newest first) and of its type', async () => {
       const created = (await kit.create({ resourceType: 'Practitioner', body: resource(frPractitioner({ family: 'Crépin', given: 'Anaïs', rpps: '10004567890', prefix: 'MME' })) })) as R;
       await kit.update({ resourceType: 'Practitioner', id: created.id, body: resource({ ...created, active: false }) });
@@ -226,14 +277,11 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
       expectBadStatus(response.entry[3].response.outcome, 'Bundle.entry[3].resource');
     });
 
-    (engine.transactions ? test : test.skip)(
-      `transaction: urn:uuid references become the new ids${engine.transactions ? '' : ' (skipped: this MongoDB has no multi-document transactions)'}`,
-      async () => {
-        const made = expectNewSpace((await kit.transaction({ body: newSpaceTransaction('Kit') })) as R);
-        const allergies = (await kit.search({ resourceType: 'AllergyIntolerance', searchParams: { patient: made.patient } })) as R;
-        expect(allergies.entry.map((e: R) => e.resource.id)).toEqual([made.allergy]);
-      },
-    );
+    testWithTransactions(engine)('transaction: urn:uuid references become the new ids', async () => {
+      const made = expectNewSpace((await kit.transaction({ body: newSpaceTransaction('Kit') })) as R);
+      const allergies = (await kit.search({ resourceType: 'AllergyIntolerance', searchParams: { patient: made.patient } })) as R;
+      expect(allergies.entry.map((e: R) => e.resource.id)).toEqual([made.allergy]);
+    });
 
     if (!engine.transactions) {
       test('transaction: where the store cannot make it atomic, the client gets the 501 OperationOutcome and nothing is stored', async () => {
@@ -264,6 +312,9 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
   });
 
   describe('fhirclient', () => {
+    /** a POST of FHIR JSON through fhirclient's request: '' is the base (batch, transaction) */
+    const post = (url: string, body: unknown) => smart.request<R>({ url, method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/fhir+json' } });
+
     test('create, read, update, JSON Patch, vread, delete; a deleted resource is Gone', async () => {
       const { body, response } = await smart.create<R, { includeResponse: true }>(resource(insPatient('Lefèvre', ['Hélène', 'Marie'])), { includeResponse: true });
       expect(response.status).toBe(201);
@@ -271,12 +322,10 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
       expect(created.meta.versionId).toBe('1');
       const read = await smart.request<R>(`Patient/${created.id}`);
       expect(read).toEqual(created);
-      const updated = await smart.update<R>(resource({ ...read, telecom: [{ system: 'phone', value: '06 12 34 56 78', use: 'mobile' }] }));
+      const updated = await smart.update<R>(resource({ ...read, telecom: MOBILE }));
       expect(updated.meta.versionId).toBe('2');
-      const patched = await smart.patch<R>(`Patient/${created.id}`, [{ op: 'add', path: '/address', value: [{ use: 'home', line: ['12 rue des Écoles'], city: 'Paris', postalCode: '75005', country: 'France' }] }]);
-      expect(patched.meta.versionId).toBe('3');
-      expect(patched.address[0].line).toEqual(['12 rue des Écoles']);
-      expect(patched.telecom).toEqual(updated.telecom);
+      expect(updated.telecom).toEqual(MOBILE);
+      expectPatched(await smart.patch<R>(`Patient/${created.id}`, ADD_ADDRESS));
       expect(await smart.request(`Patient/${created.id}/_history/1`)).toEqual(created);
       await smart.delete(`Patient/${created.id}`);
       await expect(smart.request(`Patient/${created.id}`)).rejects.toMatchObject({ status: 410 });
@@ -338,24 +387,20 @@ describe.each(engines())('fhir-kit-client and fhirclient against a listening ser
           { request: { method: 'POST', url: 'Appointment' }, resource: badAppointment() as never },
         ],
       };
-      const response = await smart.request<R>({ url: '', method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/fhir+json' } });
+      const response = await post('', body);
       expect(response.type).toBe('batch-response');
       expect(statuses(response)).toEqual(['201 Created', '200 OK', '422 Unprocessable Entity']);
       expectBadStatus(response.entry[2].response.outcome, 'Bundle.entry[2].resource');
     });
 
-    (engine.transactions ? test : test.skip)(
-      `transaction: urn:uuid references become the new ids${engine.transactions ? '' : ' (skipped: this MongoDB has no multi-document transactions)'}`,
-      async () => {
-        const response = await smart.request<R>({ url: '', method: 'POST', body: JSON.stringify(newSpaceTransaction('Smart')), headers: { 'content-type': 'application/fhir+json' } });
-        const made = expectNewSpace(response);
-        const notifications = await smart.request<R[]>(`Communication?subject=Patient/${made.patient}`, { pageLimit: 0, flat: true });
-        expect(notifications.map((c) => c.id)).toEqual([made.notification]);
-      },
-    );
+    testWithTransactions(engine)('transaction: urn:uuid references become the new ids', async () => {
+      const made = expectNewSpace(await post('', newSpaceTransaction('Smart')));
+      const notifications = await smart.request<R[]>(`Communication?subject=Patient/${made.patient}`, { pageLimit: 0, flat: true });
+      expect(notifications.map((c) => c.id)).toEqual([made.notification]);
+    });
 
     test('$validate with a Parameters resource', async () => {
-      const outcome = await smart.request<OperationOutcome>({ url: 'Consent/$validate', method: 'POST', body: JSON.stringify(validateParameters(consentWithoutPatient())), headers: { 'content-type': 'application/fhir+json' } });
+      const outcome = (await post('Consent/$validate', validateParameters(consentWithoutPatient()))) as OperationOutcome;
       expect(outcome.issue.filter((i) => i.severity === 'error').map((i) => i.expression)).toEqual([['Consent.patient']]);
     });
 
