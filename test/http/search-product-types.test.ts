@@ -74,6 +74,7 @@ eachEngine(
       const helene = await add('helene', frPatient({ family: 'Lefèvre', given: ['Hélène', 'Marie'], gender: 'female', birthDate: '1980-08-01', city: 'Paris', ins: { nir: '2800875056123', birthPlace: { insee: '75056', city: 'Paris' } } }));
       const loic = await add('loic', frPatient({ family: 'Bénard', given: ['Loïc'], gender: 'male', birthDate: '1975-03-14', city: 'Lyon' }));
       const heleneG = await add('heleneG', frPatient({ family: 'Girard', given: ['Hélène'], gender: 'female', birthDate: '1992-11-23', city: 'Marseille', ins: { nir: '2921113055045', birthPlace: { insee: '13055', city: 'Marseille' } } }));
+      const laetitia = await add('laetitia', frPatient({ family: 'Cœur', given: ['Lætitia'], gender: 'female', birthDate: '2001-02-17', city: 'Nantes' }));
       const dupre = await add('dupre', frPractitioner({ family: 'Dupré', given: 'François', rpps: '10003456789', prefix: 'M' }));
       const crepin = await add('crepin', frPractitioner({ family: 'Crépin', given: 'Anaïs', rpps: '10004567890', prefix: 'MME' }));
       const muller = await add('muller', frPractitioner({ family: 'Müller', given: 'Noël', rpps: '10005678901', prefix: 'M' }));
@@ -111,6 +112,7 @@ eachEngine(
       await add('al2', esAllergy({ patient: helene, code: '227493005', display: 'Cashew nut', text: 'Noix de cajou', category: 'food', clinicalStatus: 'active', criticality: 'high', recordedDate: '2025-02-03', reaction: { code: '39579001', display: 'Anaphylaxis', severity: 'severe' } }));
       await add('al3', esAllergy({ patient: helene, code: '256259004', display: 'Pollen', text: 'Pollens de graminées', category: 'environment', clinicalStatus: 'resolved', criticality: 'low', recordedDate: '2019-04-12' }));
       await add('al4', esAllergy({ patient: loic, code: '764146007', display: 'Penicillin', text: 'Pénicilline', category: 'medication', clinicalStatus: 'active', recordedDate: '2025-05-21', recorder: crepin }));
+      await add('al6', esAllergy({ patient: laetitia, code: '3718001', display: "Cow's milk", text: 'Lait de vache', category: 'food', clinicalStatus: 'inactive', criticality: 'low', recordedDate: '2021-09-30' }));
       await add('al5', esAllergy({ patient: heleneG, code: '111088007', display: 'Latex', text: 'Latex', category: 'environment', clinicalStatus: 'inactive', criticality: 'unable-to-assess', recordedDate: '2023-10-02' }));
     });
 
@@ -299,9 +301,9 @@ eachEngine(
         expect(await found(`AllergyIntolerance?patient=${f.helene.id}`)).toEqual(['al1', 'al2', 'al3']);
         expect(await found('AllergyIntolerance?clinical-status=active')).toEqual(['al1', 'al2', 'al4']);
         expect(await found(`AllergyIntolerance?clinical-status=${ALLERGY_CLINICAL}|active&patient=Patient/${f.helene.id}`)).toEqual(['al1', 'al2']);
-        expect(await found('AllergyIntolerance?clinical-status=resolved,inactive')).toEqual(['al3', 'al5']);
+        expect(await found('AllergyIntolerance?clinical-status=resolved,inactive')).toEqual(['al3', 'al5', 'al6']);
         expect(await found('AllergyIntolerance?criticality=high')).toEqual(['al1', 'al2']);
-        expect(await found('AllergyIntolerance?category=food')).toEqual(['al2']);
+        expect(await found('AllergyIntolerance?category=food')).toEqual(['al2', 'al6']);
         expect(await inOrder(`AllergyIntolerance?patient=${f.helene.id}&_sort=-date`)).toEqual(['al2', 'al1', 'al3']);
       });
 
@@ -311,7 +313,7 @@ eachEngine(
         expect(await found(`AllergyIntolerance?code=${SNOMED}|764146007,${SNOMED}|227493005&patient=${f.helene.id}`)).toEqual(['al1', 'al2']);
         expect(await found('AllergyIntolerance?code=http://loinc.org|764146007')).toEqual([]);
         expect(await found('AllergyIntolerance?code=|764146007')).toEqual([]);
-        expect(await found(`AllergyIntolerance?code=${SNOMED}|`)).toEqual(['al1', 'al2', 'al3', 'al4', 'al5']);
+        expect(await found(`AllergyIntolerance?code=${SNOMED}|`)).toEqual(['al1', 'al2', 'al3', 'al4', 'al5', 'al6']);
         // :text matches the start of the text or of a display, accents and case ignored
         expect(await found('AllergyIntolerance?code:text=PENICILLIN')).toEqual(['al1', 'al4']);
         expect(await found('AllergyIntolerance?code:text=pénicilline')).toEqual(['al4']);
@@ -321,7 +323,7 @@ eachEngine(
 
       test(':missing', async () => {
         expect(await found('AllergyIntolerance?criticality:missing=true')).toEqual(['al4']);
-        expect(await found('AllergyIntolerance?criticality:missing=false')).toEqual(['al1', 'al2', 'al3', 'al5']);
+        expect(await found('AllergyIntolerance?criticality:missing=false')).toEqual(['al1', 'al2', 'al3', 'al5', 'al6']);
         expect(await found('AllergyIntolerance?recorder:missing=false')).toEqual(['al1', 'al4']);
         expect(await found(`AllergyIntolerance?recorder:missing=true&patient=${f.helene.id}`)).toEqual(['al2', 'al3']);
       });
@@ -351,7 +353,7 @@ eachEngine(
         expect(included(both)).toEqual(['al1', 'al2', 'al3', 'al5']);
       });
 
-      test('chains to the patient: accents and case ignored, :exact keeps them', async () => {
+      test('chains to the patient: accents, ligatures and case ignored, :exact keeps them', async () => {
         expect(await found('AllergyIntolerance?patient.name=helene')).toEqual(['al1', 'al2', 'al3', 'al5']);
         expect(await found('AllergyIntolerance?patient.name=HÉLÈNE')).toEqual(['al1', 'al2', 'al3', 'al5']);
         expect(await found('AllergyIntolerance?patient.name=hele')).toEqual(['al1', 'al2', 'al3', 'al5']);
@@ -360,6 +362,10 @@ eachEngine(
         expect(await found('AllergyIntolerance?patient.name:exact=Hélène')).toEqual(['al1', 'al2', 'al3', 'al5']);
         expect(await found('AllergyIntolerance?patient.name:exact=helene')).toEqual([]);
         expect(await found('AllergyIntolerance?patient.name=loic&clinical-status=active')).toEqual(['al4']);
+        // ligatures: Lætitia Cœur is laetitia coeur, as the INS writes her
+        expect(await found('AllergyIntolerance?patient.name=laetitia')).toEqual(['al6']);
+        expect(await found('AllergyIntolerance?patient.family=COEUR')).toEqual(['al6']);
+        expect(await found('AllergyIntolerance?patient.family=cœur')).toEqual(['al6']);
         expect(await found(`AllergyIntolerance?patient.identifier=${INS_NIR}|${insNir('2800875056123')}`)).toEqual(['al1', 'al2', 'al3']);
         expect(await found('AllergyIntolerance?recorder:Practitioner.name=francois')).toEqual(['al1']);
       });
