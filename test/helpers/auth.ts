@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type http from 'node:http';
 import supertest from 'supertest';
 import type { Express } from 'express';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
@@ -25,24 +26,29 @@ export async function registerBackend(svc: AppServices, scope: string, clientId 
   return { clientId, privateKey, jwk, kid };
 }
 
-export async function clientAssertion(c: BackendClient, overrides: Record<string, unknown> = {}): Promise<string> {
+/** A private_key_jwt client assertion for the token endpoint at `tokenUrl` (its audience). */
+export async function clientAssertion(c: BackendClient, overrides: Record<string, unknown> = {}, tokenUrl = TOKEN_URL): Promise<string> {
   return new SignJWT({ jti: randomUUID(), ...overrides })
     .setProtectedHeader({ alg: 'ES384', kid: c.kid, typ: 'JWT' })
     .setIssuer(c.clientId)
     .setSubject(c.clientId)
-    .setAudience(TOKEN_URL)
+    .setAudience(tokenUrl)
     .setIssuedAt()
     .setExpirationTime('4m')
     .sign(c.privateKey);
 }
 
-/** client_credentials through the real token endpoint with a private_key_jwt assertion. */
-export async function backendToken(app: Express, c: BackendClient, scope: string): Promise<string> {
+/**
+ * client_credentials through the real token endpoint with a private_key_jwt assertion: the app's
+ * (reached as http://fhir.test), or a listening server's at its own token URL.
+ */
+export async function backendToken(app: Express | http.Server, c: BackendClient, scope: string, tokenUrl = TOKEN_URL): Promise<string> {
+  const url = new URL(tokenUrl);
   const res = await supertest(app)
-    .post('/auth/token')
-    .set('Host', HOST)
+    .post(url.pathname)
+    .set('Host', url.host)
     .type('form')
-    .send({ grant_type: 'client_credentials', scope, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await clientAssertion(c) });
+    .send({ grant_type: 'client_credentials', scope, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await clientAssertion(c, {}, tokenUrl) });
   if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.access_token as string;
 }
