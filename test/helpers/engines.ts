@@ -85,7 +85,7 @@ export function engines(): Engine[] {
  * they run with REQUIRED_PROFILES=none (base R4 validation stays on); test/validation enforces `fr`.
  */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({ REQUIRED_PROFILES: 'none' }), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', accessTokenTtl: 3600, ...overrides };
+  return { ...loadConfig({ REQUIRED_PROFILES: process.env.TEST_REQUIRED_PROFILES ?? 'none' }), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', accessTokenTtl: 3600, ...overrides };
 }
 
 export async function servicesFor(engine: Engine, overrides: Partial<Config> = {}): Promise<AppServices> {
