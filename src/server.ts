@@ -14,6 +14,7 @@ import type { ResourceStore } from './store/types';
 import { loadValidator, type Validator } from './validation';
 import { profilesDir, readTgz } from './validation/packages';
 import { Reindexer } from './fhir/reindex';
+import { UNIQUE_IDENTIFIERS } from './fhir/unique-identifiers';
 import fs from 'node:fs';
 import type { SearchParameter } from 'fhir/r4';
 import { createAuth, type Auth } from './auth';
@@ -61,7 +62,7 @@ export function frenchSearchParameters(): SearchParameter[] {
  * issuer derive from) the authorization server too. startServer sets it when BASE_URL is unset.
  */
 export async function createServices(config: Config, store: ResourceStore = createStore(config), log: Logger = createLogger(config.logLevel)): Promise<AppServices> {
-  await store.init();
+  await store.init({ unique: UNIQUE_IDENTIFIERS });
   const validator = validatorFor(config);
   const services: AppServices = {
     store,

@@ -10,7 +10,8 @@ import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
 import { historyBundle } from './bundles';
-import { claimUniqueIdentifiers, releaseDroppedIdentifiers, sameUniqueIdentifiers } from './unique-identifiers';
+import { uniqueIdentifierError } from './unique-identifiers';
+import { UniqueKeyError } from '../store/errors';
 import { ensureVisible, isConfined, restrictScopes, visible, writeGuard, type WriteGuard } from '../policy/access';
 
 /**
@@ -73,21 +74,13 @@ function checkLocalReferences(resource: Resource): void {
   }
 }
 
-/**
- * A write under the claims of the resource's unique identifiers (an INS): taken before, released
- * if the write fails, and those the written version no longer carries released after it.
- */
-async function uniquely(svc: Services, type: string, id: string, resource: Resource | undefined, write: () => Promise<WriteResult>): Promise<WriteResult> {
-  const undo = resource ? await claimUniqueIdentifiers(svc.store, type, id, resource) : undefined;
-  let result: WriteResult;
+/** A write whose refusal for a unique identifier (an INS another resource carries) is the client's 409, naming it in the resource written. */
+async function uniquely(written: () => Resource | undefined, write: () => Promise<WriteResult>): Promise<WriteResult> {
   try {
-    result = await write();
+    return await write();
   } catch (e) {
-    await undo?.();
-    throw e;
+    throw e instanceof UniqueKeyError ? uniqueIdentifierError(e, written()) : e;
   }
-  if (!result.unchanged) await releaseDroppedIdentifiers(svc.store, type, id, result.previous, result.version);
-  return result;
 }
 
 export const guardOf = (svc: Services, req: FhirRequest, perm: 'c' | 'u' | 'd', type: string, id: string) => writeGuard(svc, req.access, perm, type, id, req.baseUrl);
@@ -188,7 +181,7 @@ async function createNew(svc: Services, req: FhirRequest, type: string, body: Re
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'c', type, id);
   const checked = checkWriteOf(svc, req, guard, stamp(body, id, 1, Date.now()));
-  const result = await uniquely(svc, type, id, body, () =>
+  const result = await uniquely(() => body, () =>
     svc.store.write(type, id, (current, next) => {
       if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
       return { resource: stamp(body, id, next.versionId, next.lastUpdated), index: checked.index };
@@ -226,7 +219,7 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'u', type, id);
   const checked = checkWriteOf(svc, req, guard, stamp(body, id, 1, Date.now()));
-  const result = await uniquely(svc, type, id, body, () =>
+  const result = await uniquely(() => body, () =>
     svc.store.write(type, id, (current, next) => {
       guard.existing(current);
       checkIfMatch(req, current, `${type}/${id}`);
@@ -301,23 +294,15 @@ export async function patch(svc: Services, req: FhirRequest, type: string, id: s
   if (req.bodyKind !== 'json-patch') throw new FhirError(415, 'not-supported', 'PATCH takes a JSON Patch document (Content-Type: application/json-patch+json); FHIRPath Patch is not supported');
   const warnings: Issue[] = [];
   const guard = await guardOf(svc, req, 'u', type, id);
-  // the identifiers a patch may add are claimed before it is applied in the atomic section, where it is checked that they are the ones claimed
-  const before = await svc.store.read(type, id);
-  let expected: Resource | undefined;
-  try {
-    expected = before?.json ? applyJsonPatch(type, JSON.parse(before.json) as Resource, req.body) : undefined;
-  } catch {
-    expected = undefined; // the patch fails again below, with its own error
-  }
-  const result = await uniquely(svc, type, id, expected, () =>
+  let patched: Resource | undefined;
+  const result = await uniquely(() => patched, () =>
     svc.store.write(type, id, (current, next) => {
       if (!current) throw notFound(`${type}/${id} is not known`);
       guard.existing(current);
       if (current.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`);
       checkIfMatch(req, current, `${type}/${id}`);
-      const patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
+      patched = applyJsonPatch(type, JSON.parse(current.json!) as Resource, req.body);
       resourceBody(svc, patched, type);
-      if (!sameUniqueIdentifiers(type, patched, expected)) throw new FhirError(409, 'conflict', `${type}/${id} changed while the patch was being checked; send it again`);
       return indexed(svc, req, guard, stamp(patched, id, next.versionId, next.lastUpdated), warnings);
     }),
   );
@@ -345,12 +330,12 @@ export function checkDeleteOf(guard: WriteGuard, type: string, id: string, curre
 
 export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   const guard = await guardOf(svc, req, 'd', type, id);
-  const result = await uniquely(svc, type, id, undefined, () => svc.store.write(type, id, (current) => {
+  const result = await svc.store.write(type, id, (current) => {
     checkDeleteOf(guard, type, id, current);
     checkIfMatch(req, current, `${type}/${id}`);
     if (current.deleted) return null;
     return { resource: null, index: emptyIndex() };
-  }));
+  });
   return deleteResponse(req, result, result.unchanged ? `${type}/${id} was already deleted` : `Deleted ${type}/${id}`);
 }
 

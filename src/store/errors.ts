@@ -23,3 +23,14 @@ export class InvalidCursorError extends StoreError {}
 
 /** The disk (or the database's quota) is full: nothing was written; writes work again once there is room. */
 export class StorageFullError extends StoreError {}
+
+/** A write would give a unique key (an INS) to a second live resource of its type: nothing was written. */
+export class UniqueKeyError extends StoreError {
+  constructor(
+    readonly type: string,
+    readonly param: string,
+    readonly key: string,
+  ) {
+    super(`Another ${type} already holds ${param} ${key}`);
+  }
+}

@@ -5,8 +5,8 @@ import type { IndexEntries } from '../search/extract';
 import { containingBuckets, numberBuckets, SUB } from '../search/values';
 import { budgetExceeded, remainingMs } from './budget';
 import { decodeCursor, encodeCursor } from './cursor';
-import { InvalidCursorError, QueryTooCostlyError, StorageFullError, WriteContentionError } from './errors';
-import { containerOf, prefixEnd, transactionView, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
+import { InvalidCursorError, QueryTooCostlyError, StorageFullError, UniqueKeyError, WriteContentionError } from './errors';
+import { containerOf, prefixEnd, transactionView, uniqueKeysOf, type UniqueKeys, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 /**
  * One collection per resource type holds the current version of each resource with its index
@@ -156,6 +156,8 @@ function rangeFilter(match: RangeMatch, single: (b: Bound) => Filter<AnyDoc>, wi
 
 /** How many ids a chain or _has may carry from one step to the next before it is refused as too broad. */
 const MAX_STEP_IDS = 10000;
+/** A claim on a unique key younger than this is a write under way; older, and its holder no longer holds the key, it is void. */
+const UNIQUE_UNDER_WAY_MS = 30_000;
 
 /** Options of a read made for a request: its session, and no more time than the request has left. */
 function reading(session?: ClientSession): { session?: ClientSession; maxTimeMS?: number } {
@@ -228,7 +230,8 @@ export class MongoStore implements ResourceStore {
     this.location = uri.replace(/\/\/[^@/]*@/, '//***@').replace(/\?.*$/, '');
   }
 
-  async init(): Promise<void> {
+  async init(options: { unique?: readonly UniqueKeys[] } = {}): Promise<void> {
+    this.unique = options.unique ?? [];
     this.conn = mongoose.createConnection(this.uri, { autoIndex: false, autoCreate: false, maxPoolSize: 20, serverSelectionTimeoutMS: 10000 });
     await this.conn.asPromise();
     this.supportsTransactions = hasMultiDocumentTransactions((await this.conn.db!.admin().command({ hello: 1 })) as Hello);
@@ -236,6 +239,7 @@ export class MongoStore implements ResourceStore {
     this.ferret = build.ferretdbVersion !== undefined;
     this.wildcardIndexes = !this.ferret;
     await this.state.createIndex({ g: 1 });
+    await this.claims.createIndex({ t: 1, id: 1 });
     await this.state.createIndex({ e: 1 });
     const History = this.conn.model<HistoryDoc>('History', historySchema, '_history');
     await History.createIndexes();
@@ -329,25 +333,36 @@ export class MongoStore implements ResourceStore {
       if (!input) return { version: previous!, previous, unchanged: true };
       const json = input.resource ? JSON.stringify(input.resource) : undefined;
       const deleted = !input.resource;
+      const keys = deleted ? [] : uniqueKeysOf(this.unique, type, input.index);
+      const taken = this.unique.some((u) => u.type === type) ? await this.claimUniqueKeys(type, id, keys, session) : [];
+      const giveBack = () => this.releaseClaims(taken, id, session);
       // `c`: the order the resource was created in, kept across versions: the default order of searches
       const next: Omit<CurrentDoc, '_id'> = { i: id, v: versionId, lu: lastUpdated, d: deleted, c: (doc?.c as string | undefined) ?? new ObjectId().toHexString(), ...(json ? { r: json } : {}), ...(deleted ? {} : indexFields(input.index)) };
-      if (doc) {
-        const res = await col.replaceOne(this.casFilter(id, doc.v), next, { session });
-        if (res.matchedCount === 0) {
-          await pause(attempt);
-          continue;
-        }
-      } else {
-        try {
-          await col.insertOne({ _id: id, ...next } as CurrentDoc, { session });
-        } catch (e) {
-          if (isDuplicateKey(e) && !session) {
+      try {
+        if (doc) {
+          const res = await col.replaceOne(this.casFilter(id, doc.v), next, { session });
+          if (res.matchedCount === 0) {
+            await giveBack();
             await pause(attempt);
             continue;
           }
-          throw e;
+        } else {
+          try {
+            await col.insertOne({ _id: id, ...next } as CurrentDoc, { session });
+          } catch (e) {
+            if (isDuplicateKey(e) && !session) {
+              await giveBack();
+              await pause(attempt);
+              continue;
+            }
+            throw e;
+          }
         }
+      } catch (e) {
+        await giveBack();
+        throw e;
       }
+      if (this.unique.some((u) => u.type === type)) await this.releaseDropped(type, id, keys, session);
       await this.versions.insertOne({ _id: `${type}/${id}/${versionId}`, t: type, i: id, v: versionId, lu: lastUpdated, d: deleted, ...(json ? { r: json } : {}) } as HistoryDoc, { session });
       await this.replaceContained(type, id, doc?.r as string | undefined, versionId, lastUpdated, input.resource ? input.index.contained : undefined, session);
       return { version: { type, id, versionId, lastUpdated, deleted, json }, previous, unchanged: false };
@@ -424,6 +439,60 @@ export class MongoStore implements ResourceStore {
     const newestFirst = [{ path: 'lu', descending: true }];
     const { docs, next, prev } = await this.page([{ col: this.versions as unknown as Collection<AnyDoc>, filter: filter as Filter<AnyDoc> }], newestFirst, q.count, q.cursor, session);
     return { items: docs.map((d) => toVersion(d.t, d as unknown as HistoryDoc)), next, prev };
+  }
+
+  /** The keys kept unique (init's option). */
+  private unique: readonly UniqueKeys[] = [];
+
+  /** Claims on unique keys: `_id` type, param and key; held by the resource `id` of type `t` since `at`. */
+  private get claims() {
+    return this.conn.db!.collection<{ _id: string; t: string; id: string; at: number }>('_unique');
+  }
+
+  /**
+   * Claims the unique keys a write of type/id will hold (UniqueKeyError when another live resource
+   * holds one, or another write under way claimed it); returns the claims newly taken, to give back
+   * if the write does not happen. The claim's insert is atomic by `_id`, between servers too; a claim
+   * whose holder no longer holds the key, older than a write may take, is void.
+   */
+  private async claimUniqueKeys(type: string, id: string, keys: { param: string; key: string }[], session?: ClientSession): Promise<string[]> {
+    const col = this.readable(type);
+    const taken: string[] = [];
+    try {
+      for (const u of keys) {
+        const other = await col.findOne({ [field('k', u.param)]: u.key, _id: { $ne: id }, d: false, cn: { $exists: false } }, { session, projection: { _id: 1 } });
+        if (other) throw new UniqueKeyError(type, u.param, u.key);
+        const _id = `${type}\u0000${u.param}\u0000${u.key}`;
+        for (let attempt = 0; ; attempt++) {
+          const holder = await this.claims.findOne({ _id }, { session });
+          if (holder?.id === id) break;
+          // a claim of a write under way (or, after a void one was cleared, of another that got there first)
+          if (holder && (attempt > 0 || session || Date.now() - holder.at < UNIQUE_UNDER_WAY_MS)) throw new UniqueKeyError(type, u.param, u.key);
+          if (holder) await this.claims.deleteOne({ _id, id: holder.id, at: holder.at }, { session });
+          try {
+            await this.claims.insertOne({ _id, t: type, id, at: Date.now() }, { session });
+            taken.push(_id);
+            break;
+          } catch (e) {
+            if (!isDuplicateKey(e) || session || attempt > 2) throw isDuplicateKey(e) ? new UniqueKeyError(type, u.param, u.key) : e;
+          }
+        }
+      }
+    } catch (e) {
+      await this.releaseClaims(taken, id, session);
+      throw e;
+    }
+    return taken;
+  }
+
+  private async releaseClaims(ids: string[], id: string, session?: ClientSession): Promise<void> {
+    for (const _id of ids) await this.claims.deleteOne({ _id, id }, { session });
+  }
+
+  /** After a write of type/id: its claims on keys it no longer holds are given back. */
+  private async releaseDropped(type: string, id: string, keys: { param: string; key: string }[], session?: ClientSession): Promise<void> {
+    const kept = new Set(keys.map((u) => `${type}\u0000${u.param}\u0000${u.key}`));
+    for (const c of await this.claims.find({ t: type, id }, { session }).toArray()) if (!kept.has(c._id)) await this.claims.deleteOne({ _id: c._id, id }, { session });
   }
 
   /** A collection to read from: no index creation, a missing collection simply finds nothing. */

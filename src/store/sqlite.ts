@@ -4,10 +4,10 @@ import { ESTIMATE_LIMIT, type Bound, type Condition, type IndexKind, type RangeM
 import type { IndexEntries } from '../search/extract';
 import { normalizeString } from '../search/values';
 import { budgetExceeded, deadline } from './budget';
-import { StorageFullError, TimeBudgetError } from './errors';
+import { StorageFullError, TimeBudgetError, UniqueKeyError } from './errors';
 import { decodeCursor, encodeCursor } from './cursor';
 import { containerOf } from './types';
-import { prefixEnd, transactionView, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
+import { prefixEnd, transactionView, uniqueKeysOf, type UniqueKeys, type HistoryQuery, type StateOptions, type Mutator, type Page, type ResourceStore, type StoredVersion, type WriteResult } from './types';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS history (
@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS idx_range (pk INTEGER NOT NULL, type TEXT NOT NULL, p
 CREATE INDEX IF NOT EXISTS idx_range_high ON idx_range (type, param, high, low, pk);
 CREATE INDEX IF NOT EXISTS idx_range_pk ON idx_range (pk, param, low, high);
 CREATE TABLE IF NOT EXISTS server_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER, grp TEXT);
+CREATE TABLE IF NOT EXISTS unique_key (type TEXT NOT NULL, key TEXT NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY (type, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS unique_key_pk ON unique_key (pk);
 `;
 
 const INDEX_TABLES: Record<IndexKind, string> = { key: 'idx_key', string: 'idx_string', range: 'idx_range' };
@@ -260,6 +262,8 @@ export class SqliteStore implements ResourceStore {
     return st;
   }
 
+  /** The keys kept unique (init's option). */
+  private unique: readonly UniqueKeys[] = [];
   /** When the statement running now must stop (see BUDGET): the request's deadline, or sooner the limit of one statement. */
   private statementDeadline = Infinity;
   private readonly queryTimeLimitMs: number;
@@ -284,7 +288,8 @@ export class SqliteStore implements ResourceStore {
     return budgetExceeded();
   }
 
-  async init(): Promise<void> {
+  async init(options: { unique?: readonly UniqueKeys[] } = {}): Promise<void> {
+    this.unique = options.unique ?? [];
     if (this.location !== ':memory:') privateDatabaseFile(this.location);
     this.db = new Database(this.location);
     this.db.pragma('journal_mode = WAL');
@@ -308,6 +313,7 @@ export class SqliteStore implements ResourceStore {
       return 1;
     });
     this.stmts = this.prepare();
+    this.holdUniqueKeys();
   }
 
   private prepare() {
@@ -327,6 +333,8 @@ export class SqliteStore implements ResourceStore {
       addKey: db.prepare(`INSERT INTO idx_key (pk, type, param, key) VALUES (?, ?, ?, ?)`),
       addString: db.prepare(`INSERT INTO idx_string (pk, type, param, norm, exact) VALUES (?, ?, ?, ?, ?)`),
       addRange: db.prepare(`INSERT INTO idx_range (pk, type, param, low, high) VALUES (?, ?, ?, ?, ?)`),
+      clearUnique: db.prepare(`DELETE FROM unique_key WHERE pk = ?`),
+      addUnique: db.prepare(`INSERT INTO unique_key (type, key, pk) VALUES (?, ?, ?)`),
     };
   }
 
@@ -421,6 +429,7 @@ export class SqliteStore implements ResourceStore {
         pk = Number(this.stmts.insertCurrent.run(type, id, versionId, lastUpdated, deleted, seq).lastInsertRowid);
       }
       if (input.resource) this.addIndex(pk, type, input.index);
+      if (row || input.resource) this.replaceUniqueKeys(pk, type, input.resource ? input.index : undefined, true);
       this.replaceContained(pk, type, id, versionId, lastUpdated, seq, input.resource ? input.index.contained : undefined);
       return { version: { type, id, versionId, lastUpdated, deleted: deleted === 1, json: json ?? undefined }, previous, unchanged: false };
     })();
@@ -435,6 +444,35 @@ export class SqliteStore implements ResourceStore {
     for (const c of contained ?? []) {
       const cpk = Number(this.stmts.insertContained.run(c.type, `${type}/${id}#${c.cid}`, versionId, lastUpdated, hseq, pk, c.json).lastInsertRowid);
       this.addIndex(cpk, c.type, c.index);
+    }
+  }
+
+  /**
+   * The unique keys a resource holds, replaced inside its write's transaction: the table's primary
+   * key refuses a key another live resource holds (UniqueKeyError, and the write rolls back), so
+   * writes sent at the same time cannot both get it. `strict` false (reindex): a clash is left as it is.
+   */
+  private replaceUniqueKeys(pk: number, type: string, index: IndexEntries | undefined, strict: boolean) {
+    if (this.unique.length === 0) return;
+    this.stmts.clearUnique.run(pk);
+    for (const u of uniqueKeysOf(this.unique, type, index)) {
+      try {
+        this.stmts.addUnique.run(type, `${u.param}\u0000${u.key}`, pk);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw e;
+        if (strict) throw new UniqueKeyError(type, u.param, u.key);
+      }
+    }
+  }
+
+  /** The unique keys of what the store already holds (written before they were declared), taken from the index. */
+  private holdUniqueKeys() {
+    for (const spec of this.unique) {
+      for (const prefix of spec.prefixes) {
+        this.sql(
+          `INSERT OR IGNORE INTO unique_key (type, key, pk) SELECT k.type, k.param || char(0) || k.key, k.pk FROM idx_key k JOIN resources r ON r.pk = k.pk WHERE k.type = ? AND k.param = ? AND k.key >= ? AND k.key < ? AND r.deleted = 0 AND r.container IS NULL`,
+        ).run(spec.type, spec.param, prefix, prefixEnd(prefix));
+      }
     }
   }
 
@@ -576,6 +614,7 @@ export class SqliteStore implements ResourceStore {
       if (!row || row.version !== versionId || row.deleted) return false;
       for (const st of this.stmts.clear) st.run(row.pk);
       this.addIndex(row.pk, type, index);
+      this.replaceUniqueKeys(row.pk, type, index, false);
       this.replaceContained(row.pk, type, id, versionId, row.last_updated, row.hseq, index.contained);
       return true;
     })();

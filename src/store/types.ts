@@ -54,6 +54,28 @@ export interface HistoryQuery {
   cursor?: SearchPlan['cursor'];
 }
 
+/**
+ * Index keys that name one live resource of a type at most (an INS in Patient.identifier): the keys
+ * of `param` that start with one of `prefixes`. A write that would give one to a second resource is
+ * refused with UniqueKeyError, atomically, also against writes sent at the same time.
+ */
+export interface UniqueKeys {
+  type: string;
+  param: string;
+  prefixes: string[];
+}
+
+/** The unique keys an index holds under `specs`. */
+export function uniqueKeysOf(specs: readonly UniqueKeys[], type: string, index: IndexEntries | undefined): { param: string; key: string }[] {
+  if (!index) return [];
+  const out: { param: string; key: string }[] = [];
+  for (const spec of specs) {
+    if (spec.type !== type) continue;
+    for (const k of index.keys) if (k.param === spec.param && spec.prefixes.some((p) => k.key.startsWith(p))) out.push({ param: k.param, key: k.key });
+  }
+  return out;
+}
+
 export interface ResourceStore {
   readonly engine: 'sqlite' | 'mongodb';
   /** where the data lives, for the start-up message (never includes credentials) */
@@ -63,7 +85,8 @@ export interface ResourceStore {
   /** true on the view a transaction works through (its writes already exclude the others') */
   readonly inTransaction?: boolean;
 
-  init(): Promise<void>;
+  /** Opens the store; `unique`: the keys it keeps unique (see UniqueKeys), also in what it already holds. */
+  init(options?: { unique?: readonly UniqueKeys[] }): Promise<void>;
   close(): Promise<void>;
 
   /** The current version, deleted or not; undefined if the resource never existed. */

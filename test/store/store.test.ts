@@ -3,7 +3,7 @@ import { engines, withoutTransactions, withTransactions } from '../helpers/engin
 import { emptyIndex, type IndexEntries } from '../../src/search/extract';
 import { tokenKeys } from '../../src/search/values';
 import type { ResourceStore, WriteInput } from '../../src/store/types';
-import { InvalidCursorError } from '../../src/store/errors';
+import { InvalidCursorError, UniqueKeyError } from '../../src/store/errors';
 
 const patientJson = (id: string, family: string, v = 1): Resource => ({ resourceType: 'Patient', id, meta: { versionId: String(v) }, name: [{ family }] }) as Resource;
 const withToken = (code: string): IndexEntries => ({ ...emptyIndex(), keys: tokenKeys('urn:s', code).map((key) => ({ param: 'identifier', key })) });
@@ -189,5 +189,35 @@ describe.each(engines())('ResourceStore [$name]', (engine) => {
     await store.setState('c:two', 'stale', { expiresAt: Date.now() - 1 });
     expect(await store.claimState('c:two', 'fresh')).toBe(true);
     expect(await store.getState('c:two')).toBe('fresh');
+  });
+
+  test('unique keys: a key another live resource holds is refused, also by writes sent at once; deleting or changing frees it; what was stored before is held', async () => {
+    const spec = [{ type: 'Patient', param: 'identifier', prefixes: ['s\u001furn:s\u001fu'] }];
+    // written before the key was declared unique
+    const first = engine.create();
+    await first.init();
+    await put(first, 'old', 'Ancien', 'u1');
+    await first.close();
+    // the same database, opened again with the key declared unique
+    const unique = new (first.constructor as new (location: string) => ResourceStore)(first.location);
+    await unique.init({ unique: spec });
+    try {
+      await expect(put(unique, 'new', 'Nouveau', 'u1')).rejects.toThrow(UniqueKeyError);
+      // eight writes of one key to eight resources at once: one stands
+      const racing = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => put(unique, `r${i}`, 'Course', 'u2')));
+      expect(racing.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(racing.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof UniqueKeyError)).toBe(true);
+      // its holder may be written again with it; a key outside the prefixes is not unique
+      await put(unique, 'old', 'Ancien2', 'u1');
+      await put(unique, 'x1', 'Autre', 'v1');
+      await put(unique, 'x2', 'Autre', 'v1');
+      // deleting the holder frees the key; so does changing it
+      await unique.write('Patient', 'old', () => ({ resource: null, index: emptyIndex() }));
+      await put(unique, 'new', 'Nouveau', 'u1');
+      await put(unique, 'new', 'Nouveau', 'u3');
+      await put(unique, 'third', 'Troisieme', 'u1');
+    } finally {
+      await unique.close();
+    }
   });
 });
