@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { privateDatabaseFile } from '../private-files';
 import { ESTIMATE_LIMIT, type Bound, type Condition, type IndexKind, type RangeMatch, type SearchPlan, type SortKey } from '../search/plan';
@@ -47,6 +48,21 @@ CREATE INDEX IF NOT EXISTS unique_key_pk ON unique_key (pk);
 `;
 
 const INDEX_TABLES: Record<IndexKind, string> = { key: 'idx_key', string: 'idx_string', range: 'idx_range' };
+/** How often the checkpoint thread copies the write-ahead log back into the database file. */
+const CHECKPOINT_EVERY_MS = 1000;
+/** The checkpoint thread (see SqliteStore.startCheckpoints): PASSIVE checkpoints never wait for the writer. */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.file);
+db.pragma('busy_timeout = 5000');
+const run = () => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch { /* busy or gone: the next round */ } };
+const timer = setInterval(run, workerData.everyMs);
+parentPort.on('message', () => { clearInterval(timer); run(); db.close(); process.exit(0); });
+`;
+
+/** Index rows per INSERT statement (SQLite allows 32,766 bound values per statement). */
+const ROWS_PER_INSERT = 50;
 
 /**
  * A SQL function called for every row a search examines (scopes and driving index lookups): every
@@ -264,6 +280,8 @@ export class SqliteStore implements ResourceStore {
 
   /** The keys kept unique (init's option). */
   private unique: readonly UniqueKeys[] = [];
+  /** The thread that checkpoints the write-ahead log. */
+  private checkpointer?: Worker;
   /** When the statement running now must stop (see BUDGET): the request's deadline, or sooner the limit of one statement. */
   private statementDeadline = Infinity;
   private readonly queryTimeLimitMs: number;
@@ -295,8 +313,7 @@ export class SqliteStore implements ResourceStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    // Fewer, larger WAL checkpoints: each one syncs the disk on the event loop's thread.
-    this.db.pragma('wal_autocheckpoint = 10000');
+    this.startCheckpoints();
     this.db.exec(SCHEMA);
     // data files from before contained resources were indexed
     const columns = (this.db.pragma('table_info(resources)') as { name: string }[]).map((c) => c.name);
@@ -343,7 +360,44 @@ export class SqliteStore implements ResourceStore {
       await this.ready();
       await this.flush();
     }
+    await this.stopCheckpoints();
     if (this.db?.open) this.db.close();
+  }
+
+  /**
+   * WAL checkpoints (copying the log back into the database file, and syncing it: hundreds of
+   * milliseconds when the log is large) run in a worker thread on a connection of its own, every
+   * CHECKPOINT_EVERY_MS, so that they never hold the event loop; the write connection then never
+   * checkpoints by itself. An in-memory database, or a thread that cannot start, checkpoints as
+   * SQLite does by default.
+   */
+  private startCheckpoints() {
+    if (this.location === ':memory:') return;
+    try {
+      this.checkpointer = new Worker(CHECKPOINTER, { eval: true, workerData: { module: require.resolve('better-sqlite3'), file: this.location, everyMs: CHECKPOINT_EVERY_MS } });
+      this.checkpointer.unref();
+      this.checkpointer.on('error', () => {
+        this.checkpointer = undefined;
+        if (this.db?.open) this.db.pragma('wal_autocheckpoint = 1000');
+      });
+      this.db.pragma('wal_autocheckpoint = 0');
+    } catch {
+      this.checkpointer = undefined;
+    }
+  }
+
+  private async stopCheckpoints(): Promise<void> {
+    const worker = this.checkpointer;
+    this.checkpointer = undefined;
+    if (!worker) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 5000);
+      worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      worker.postMessage('stop');
+    });
   }
 
   private async ready(): Promise<void> {
@@ -476,10 +530,21 @@ export class SqliteStore implements ResourceStore {
     }
   }
 
+  /** The index rows of a resource, a few statements of up to ROWS_PER_INSERT rows each rather than one per row. */
   private addIndex(pk: number, type: string, index: IndexEntries) {
-    for (const e of index.keys) this.stmts.addKey.run(pk, type, e.param, e.key);
-    for (const e of index.strings) this.stmts.addString.run(pk, type, e.param, e.norm, e.exact);
-    for (const e of index.ranges) this.stmts.addRange.run(pk, type, e.param, e.low, e.high);
+    this.insertRows('idx_key (pk, type, param, key)', 4, index.keys, (e, out) => out.push(pk, type, e.param, e.key));
+    this.insertRows('idx_string (pk, type, param, norm, exact)', 5, index.strings, (e, out) => out.push(pk, type, e.param, e.norm, e.exact));
+    this.insertRows('idx_range (pk, type, param, low, high)', 5, index.ranges, (e, out) => out.push(pk, type, e.param, e.low, e.high));
+  }
+
+  private insertRows<T>(into: string, width: number, rows: T[], values: (row: T, out: unknown[]) => void) {
+    for (let at = 0; at < rows.length; at += ROWS_PER_INSERT) {
+      const chunk = rows.slice(at, at + ROWS_PER_INSERT);
+      const args: unknown[] = [];
+      for (const r of chunk) values(r, args);
+      const tuple = `(${Array.from({ length: width }, () => '?').join(', ')})`;
+      this.sql(`INSERT INTO ${into} VALUES ${Array.from({ length: chunk.length }, () => tuple).join(', ')}`).run(...args);
+    }
   }
 
   async history(q: HistoryQuery): Promise<Page<StoredVersion>> {

@@ -48,3 +48,29 @@ describe('SQLite queries under a time limit', () => {
     }
   });
 });
+
+describe('SQLite write-ahead log', () => {
+  test('a thread of its own copies the log back into the database file while the store is open (the writer never does)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-wal-'));
+    const file = path.join(dir, 'wal.sqlite');
+    const store = new SqliteStore(file);
+    await store.init();
+    try {
+      const before = fs.statSync(file).size;
+      await Promise.all(Array.from({ length: 2000 }, (_, i) => store.write('Patient', `w${i}`, () => ({ resource: { resourceType: 'Patient', id: `w${i}`, text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(500)}</div>` } } as Resource, index: { keys: [], ranges: [], strings: [] } }))));
+      const written = fs.statSync(`${file}-wal`).size;
+      expect(written).toBeGreaterThan(1_000_000);
+      // within a few checkpoint rounds the main file holds the data
+      let after = before;
+      for (let i = 0; i < 50 && after < before + 1_000_000; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        after = fs.statSync(file).size;
+      }
+      expect(after).toBeGreaterThan(before + 1_000_000);
+      expect((await store.read('Patient', 'w1999'))?.versionId).toBe(1);
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
