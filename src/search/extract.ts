@@ -102,12 +102,16 @@ function tokensOf(data: unknown, dataType: string | undefined): { keys: string[]
   }
 }
 
-/** A reference gives its literal text and, for a relative `Type/id`, the bare id as well (for `subject=123`). */
+/**
+ * A reference's key: `Type/id` for a resource of this server (relative, or absolute under its base,
+ * version dropped), else its text. A search by bare id (`subject=123`) asks for the keys of the
+ * parameter's target types, so the bare id is not indexed.
+ */
 export function referenceKeys(reference: string, baseUrl?: string): string[] {
   let ref = reference;
   if (baseUrl && ref.startsWith(`${baseUrl}/`)) ref = ref.slice(baseUrl.length + 1);
   const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref);
-  if (m) return [`${m[1]}/${m[2]}`, m[2]];
+  if (m) return [`${m[1]}/${m[2]}`];
   if (ref.startsWith('#')) return []; // a contained resource: not searchable by reference
   return [ref];
 }

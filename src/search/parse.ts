@@ -1,3 +1,4 @@
+import { r4ResourceTypes } from '../r4';
 import { badRequest, FhirError, notSupported } from '../outcome';
 import type { Bound, Condition, Include, IndexKind, Prefix, RangeMatch, SearchPlan, SortKey } from './plan';
 import type { IndexedType, SearchParamDef, SearchParamRegistry } from './registry';
@@ -349,7 +350,10 @@ export class SearchParser {
       case 'reference': {
         if (modifier === 'identifier') return tokenCondition(subParam(code, 'identifier'), values);
         if (modifier && !def.targets.includes(modifier)) throw badRequest(`Modifier :${modifier} is not a target type of reference parameter ${code} (targets: ${def.targets.join(', ')})`);
-        return { kind: 'key', param: code, keys: values.map((v) => referenceKeyOf(code, v, modifier, this.opts.baseUrl)) };
+        // a bare id (`subject=123`) names a resource of any of the parameter's target types
+        const targets = def.targets.length ? def.targets : [...r4ResourceTypes()];
+        const keys = values.flatMap((v) => (!modifier && !unescape(v).includes('/') ? targets.map((t) => referenceKeyOf(code, v, t, this.opts.baseUrl)) : [referenceKeyOf(code, v, modifier, this.opts.baseUrl)]));
+        return { kind: 'key', param: code, keys };
       }
       case 'uri': {
         if (!modifier) return { kind: 'key', param: code, keys: values.map(unescape) };
