@@ -318,7 +318,10 @@ export class SqliteStore implements ResourceStore {
     // data files from before contained resources were indexed
     const columns = (this.db.pragma('table_info(resources)') as { name: string }[]).map((c) => c.name);
     if (!columns.includes('container')) this.db.exec('ALTER TABLE resources ADD COLUMN container INTEGER; ALTER TABLE resources ADD COLUMN content TEXT;');
-    this.db.exec('CREATE INDEX IF NOT EXISTS resources_container ON resources (container)');
+    // contained resources only (every other row has none): a full index cost every write a B-tree insert
+    const containerIndex = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'resources_container'").get() as { sql: string } | undefined;
+    if (containerIndex && !/WHERE/i.test(containerIndex.sql)) this.db.exec('DROP INDEX resources_container');
+    this.db.exec('CREATE INDEX IF NOT EXISTS resources_container ON resources (container) WHERE container IS NOT NULL');
     // data files from before server state could expire or be grouped
     const stateColumns = (this.db.pragma('table_info(server_state)') as { name: string }[]).map((c) => c.name);
     if (!stateColumns.includes('grp')) this.db.exec('ALTER TABLE server_state ADD COLUMN expires_at INTEGER; ALTER TABLE server_state ADD COLUMN grp TEXT;');
