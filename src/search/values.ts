@@ -1,6 +1,6 @@
 /** Normalized forms shared by the index (write time) and the search plans (query time). */
 
-/** Lower case without accents or ligatures: "Hélène" and "HELENE" both give "helene". */
+/** Lower case without accents or ligatures, typographic apostrophes as ASCII ones: "Hélène" and "HELENE" both give "helene", "D’Aubigné" gives "d'aubigne". */
 export function normalizeString(s: string): string {
   // plain ASCII has no accents or ligatures to take off
   if (/^[\x20-\x7e]*$/.test(s)) return s.toLowerCase().replace(/ {2,}/g, ' ').trim();
@@ -10,6 +10,7 @@ export function normalizeString(s: string): string {
     .replace(/œ/gi, 'oe')
     .replace(/æ/gi, 'ae')
     .replace(/ß/g, 'ss')
+    .replace(/[\u2018\u2019\u02bc]/g, "'")
     .toLowerCase()
     .replace(/\s+/g, ' ')
     .trim();

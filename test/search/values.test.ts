@@ -7,6 +7,10 @@ test('normalizeString folds case, accents and ligatures', () => {
   expect(normalizeString('Hélène')).toBe('helene');
   expect(normalizeString('ÉLODIE  Cœur')).toBe('elodie coeur');
   expect(normalizeString('Müller-Straße')).toBe('muller-strasse');
+  // the typographic apostrophe French text is often written with, and the ASCII one a user types
+  expect(normalizeString('D’Aubigné')).toBe("d'aubigne");
+  expect(normalizeString("d'Aubigne")).toBe("d'aubigne");
+  expect(normalizeString('Dʼ‘Ormesson')).toBe("d''ormesson");
 });
 
 test('dateRange gives the implicit range of each precision', () => {
