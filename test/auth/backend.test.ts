@@ -66,8 +66,7 @@ eachEngine('backend services and bearer tokens', (h) => {
     const person = await h.create({ resourceType: 'Patient', name: [{ family: 'Lefèvre', given: ['Hélène'] }], gender: 'female', birthDate: '1980-08-01' });
     const report = pdsmDocument({
       patient: `Patient/${person.id}`,
-      sourcePatient: { id: 'patient', identifier: [{ system: 'urn:oid:1.2.250.1.71.4.2.7', value: '0004589612' }], name: [{ family: 'LEFEVRE', given: ['Hélène'] }], gender: 'female', birthDate: '1980-08-01' },
-      author: { family: 'Leclerc', given: 'Sophie', rpps: '10101201234', prefix: 'MME' },
+      sourcePatient: { ipp: '0004589612', family: 'LEFEVRE', given: 'Hélène' },
       uniqueId: 'urn:oid:1.2.250.1.213.1.1.9.4589612.1',
       title: 'Compte rendu d’hospitalisation',
       date: '2026-03-12T16:40:00+01:00',

@@ -4,12 +4,17 @@
  * pressure; our Consent, Communication and AllergyIntolerance): the builders the suites store and
  * search, with the French profiles required as users get them (REQUIRED_PROFILES=fr).
  */
+import { createHash } from 'node:crypto';
+import { PDSM_SIMPLIFIED_PUBLISH } from '../../src/validation/required-profiles';
+
 type R = Record<string, unknown>;
 
 export const SNOMED = 'http://snomed.info/sct';
 export const RPPS = 'https://rpps.esante.gouv.fr';
 export const INS_NIR = 'urn:oid:1.2.250.1.213.1.4.8';
 export const INS_NIA = 'urn:oid:1.2.250.1.213.1.4.9';
+/** the system of the identifiers a hospital gives its patients (IPP) */
+export const IPP = 'urn:oid:1.2.250.1.71.4.2.7';
 export const LOINC = 'http://loinc.org';
 export const UCUM = 'http://unitsofmeasure.org';
 export const SERVICE_TYPE = 'http://terminology.hl7.org/CodeSystem/service-type';
@@ -22,6 +27,7 @@ export const ALLERGY_CLINICAL = 'http://terminology.hl7.org/CodeSystem/allergyin
 const FR_CORE_ID_TYPE = 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203';
 
 const ref = (reference: string) => ({ reference });
+const ippOf = (value: string) => ({ use: 'usual', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PI' }] }, system: IPP, value });
 
 /** An INS-NIR: the 13 digits and their key, 97 − (NIR mod 97). */
 export function insNir(digits13: string): string {
@@ -41,11 +47,11 @@ export function frPatient(p: {
   birthDate: string;
   city?: string;
   ins?: ({ nir: string } | { nia: string }) & { birthPlace: { insee: string; city: string } };
-  ipp?: { system: string; value: string };
+  ipp?: string;
 }): R {
   const ins = p.ins && ('nir' in p.ins ? { code: 'INS-NIR', system: INS_NIR, value: insNir(p.ins.nir) } : { code: 'INS-NIA', system: INS_NIA, value: insNir(p.ins.nia) });
   const identifier = [
-    ...(p.ipp ? [{ use: 'usual', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PI' }] }, system: p.ipp.system, value: p.ipp.value }] : []),
+    ...(p.ipp ? [ippOf(p.ipp)] : []),
     ...(ins ? [{ use: 'official', type: { coding: [{ system: FR_CORE_ID_TYPE, code: ins.code }] }, system: ins.system, value: ins.value }] : []),
   ];
   return {
@@ -179,27 +185,45 @@ export const CONSULTATION_NOTE = { code: '11488-4', display: 'Compte rendu de co
 export const CONFIDENTIALITY = TRE('TRE_A08-HL7Confidentiality');
 export const VISIBILITY = TRE('TRE_A07-StatutVisibiliteDocument');
 
+/** An attachment's inline data with its size and SHA-1, as PDSm checks them. */
+function inlineFile(text: string) {
+  const bytes = Buffer.from(text);
+  return { data: bytes.toString('base64'), size: bytes.length, hash: createHash('sha1').update(bytes).digest('base64') };
+}
+
+/** The hospital doctor who writes the reports of the suites. */
+export const DR_LECLERC = { family: 'Leclerc', given: 'Sophie', rpps: '10101201234', prefix: 'MME' } as const;
+
 /**
- * A report of the document vault as a hospital deposits it (PDSm comprehensive DocumentReference,
- * IHE MHD): the author and the person as the hospital knows them (`sourcePatient`, its IPP) are
- * contained; the custodian is the space that keeps it; the PDF is a Binary.
+ * A report of the document vault as a hospital or a practitioner's software deposits it (PDSm, IHE MHD):
+ * the person as the producer knows them (`sourcePatient`: their IPP, name, general practitioner) is
+ * contained; the custodian is the space that keeps it. The PDF is a Binary (`binary`:
+ * the comprehensive DocumentReference, its author contained) or is sent inline (`inline`, its text:
+ * the simplified publish, the author named by their RPPS number, the size and SHA-1 of those bytes).
  */
-export function pdsmDocument(d: {
-  patient: string;
-  sourcePatient: R & { id: string };
-  author: Parameters<typeof frPractitioner>[0];
-  uniqueId: string;
-  entryUuid?: string;
-  type?: typeof DISCHARGE_SUMMARY;
-  title: string;
-  date: string;
-  period: { start: string; end?: string };
-  binary: string;
-  size?: number;
-}): R {
+export function pdsmDocument(
+  d: {
+    patient: string;
+    sourcePatient: { ipp: string; family: string; given: string; id?: string; generalPractitioner?: string };
+    author?: Parameters<typeof frPractitioner>[0];
+    uniqueId: string;
+    entryUuid?: string;
+    type?: typeof DISCHARGE_SUMMARY;
+    title: string;
+    date: string;
+    period: { start: string; end?: string };
+  } & ({ binary: string } | { inline: string }),
+): R {
+  const author = d.author ?? DR_LECLERC;
+  const source = d.sourcePatient;
+  const sourceId = source.id ?? 'patient';
+  const sourcePatient = { resourceType: 'Patient', id: sourceId, identifier: [ippOf(source.ipp)], name: [{ family: source.family, given: [source.given] }], ...(source.generalPractitioner && { generalPractitioner: [ref(source.generalPractitioner)] }) };
+  const rpps = { identifier: { system: RPPS, value: author.rpps } };
+  const simplified = 'inline' in d;
+  const file = 'inline' in d ? inlineFile(d.inline) : { url: d.binary, size: 48213, hash: 'q1Bc6S6mTfVIVd4ZtsN/37IOKAI=' };
   return {
     resourceType: 'DocumentReference',
-    contained: [{ ...frPractitioner(d.author), id: 'auteur' }, { resourceType: 'Patient', ...d.sourcePatient }],
+    ...(simplified ? { meta: { profile: [PDSM_SIMPLIFIED_PUBLISH] }, contained: [sourcePatient] } : { contained: [{ ...frPractitioner(author), id: 'auteur' }, sourcePatient] }),
     masterIdentifier: { system: 'urn:ietf:rfc:3986', value: d.uniqueId },
     ...(d.entryUuid && { identifier: [{ system: 'urn:ietf:rfc:3986', value: d.entryUuid }] }),
     status: 'current',
@@ -207,12 +231,12 @@ export function pdsmDocument(d: {
     category: [{ coding: [{ system: TRE('TRE_A03-ClasseDocument'), code: '10', display: 'Compte rendu' }] }],
     subject: ref(d.patient),
     date: d.date,
-    author: [{ reference: '#auteur', identifier: { system: RPPS, value: d.author.rpps } }],
+    author: [simplified ? rpps : { reference: '#auteur', ...rpps }],
     custodian: { display: 'Mon espace santé' },
     securityLabel: [{ coding: [{ system: CONFIDENTIALITY, code: 'N', display: 'Normal' }] }],
     content: [
       {
-        attachment: { contentType: 'application/pdf', language: 'fr-FR', url: d.binary, size: d.size ?? 48213, hash: 'q1Bc6S6mTfVIVd4ZtsN/37IOKAI=', title: d.title, creation: d.date },
+        attachment: { contentType: 'application/pdf', language: 'fr-FR', ...file, title: d.title, creation: d.date },
         format: { system: TRE('TRE_A11-IheFormatCode'), code: 'urn:ihe:iti:xds-sd:pdf:2008', display: 'Document à corps non structuré en Pdf/A-1' },
       },
     ],
@@ -220,7 +244,7 @@ export function pdsmDocument(d: {
       period: d.period,
       facilityType: { coding: [{ system: TRE('TRE_R02-SecteurActivite'), code: 'SA01', display: 'Etablissement public de santé' }] },
       practiceSetting: { coding: [{ system: TRE('TRE_A01-CadreExercice'), code: 'ETABLISSEMENT', display: 'Etablissement de santé' }] },
-      sourcePatientInfo: ref(`#${d.sourcePatient.id}`),
+      sourcePatientInfo: ref(`#${sourceId}`),
     },
   };
 }

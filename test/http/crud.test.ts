@@ -145,8 +145,7 @@ eachEngine('REST interactions', (h) => {
     const doc = await h.create(
       pdsmDocument({
         patient: `Patient/${person.id}`,
-        sourcePatient: { id: 'patient', identifier: [{ system: 'urn:oid:1.2.250.1.71.4.2.7', value: 'ipp-dossier' }], name: [{ family: 'Dossier', given: ['Jeanne'] }] },
-        author: { family: 'Leclerc', given: 'Sophie', rpps: '10101201234', prefix: 'MME' },
+        sourcePatient: { ipp: 'ipp-dossier', family: 'Dossier', given: 'Jeanne' },
         uniqueId: 'urn:oid:1.2.3.4.5',
         entryUuid: 'urn:uuid:11111111-2222-3333-4444-555555555555',
         title: 'Compte rendu d’hospitalisation',

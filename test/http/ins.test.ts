@@ -12,7 +12,7 @@ eachEngine('one Patient per INS', (h) => {
       gender: digits[0] === '1' ? 'male' : 'female',
       birthDate: `19${digits.slice(1, 3)}-${digits.slice(3, 5)}-15`,
       ins: { ...(system === INS_NIA ? { nia: digits } : { nir: digits }), birthPlace: { insee: '75056', city: 'Paris' } },
-      ipp: { system: 'urn:oid:1.2.250.1.71.4.2.7', value: `ipp-${family}` },
+      ipp: `ipp-${family}`,
     });
   const post = (body: unknown) => request(h.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(JSON.stringify(body));
   const put = (id: string, body: object) => request(h.app).put(`/fhir/Patient/${id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...body, id }));
