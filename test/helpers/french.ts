@@ -249,13 +249,16 @@ export function pdsmDocument(
   };
 }
 
+/** Observation.category: `vital-signs` for the Mesures de santé, `social-history`, `laboratory`... */
+export const observationCategory = (code: string) => [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code }] }];
+
 /** A blood pressure of the Mesures de santé (systolic and diastolic, mm[Hg]), as a connected monitor sends it. */
 export function bloodPressure(b: { patient: string; at: string; systolic: number; diastolic: number }): R {
   const mmHg = (value: number) => ({ value, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' });
   return {
     resourceType: 'Observation',
     status: 'final',
-    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+    category: observationCategory('vital-signs'),
     code: { coding: [{ system: LOINC, code: '85354-9' }] },
     subject: ref(b.patient),
     effectiveDateTime: b.at,

@@ -1,5 +1,5 @@
 import { BASE, eachEngine, ids, INS, patient, request } from '../helpers/http';
-import { frPatient, frPractitioner, insNir, LOINC } from '../helpers/french';
+import { frPatient, frPractitioner, insNir, LOINC, observationCategory } from '../helpers/french';
 
 eachEngine('search', (h) => {
   const search = (q: string, prefer?: string) => {
@@ -28,7 +28,7 @@ eachEngine('search', (h) => {
     f.obsOpen = await h.create({
       resourceType: 'Observation',
       status: 'final',
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'social-history' }] }],
+      category: observationCategory('social-history'),
       code: { coding: [{ system: LOINC, code: '72166-2', display: 'Tobacco smoking status' }] },
       subject: { reference: `Patient/${f.helene2.id}` },
       effectivePeriod: { start: '2024-05-01' },

@@ -3,7 +3,7 @@ import { extractIndex } from '../../src/search/extract';
 import { matchesAll, type ScopeLookup } from '../../src/search/match';
 import { parseSearch } from '../../src/search/parse';
 import { eachEngine, INS } from '../helpers/http';
-import { bloodPressure, frPatient, insNir, LOINC, UCUM } from '../helpers/french';
+import { bloodPressure, frPatient, insNir, LOINC, observationCategory, UCUM } from '../helpers/french';
 
 /**
  * The in-memory match (what decides whether a version may be shown) means what the engines' queries
@@ -62,7 +62,7 @@ eachEngine('in-memory match against the store', (h) => {
     await h.create(bloodPressure({ patient: `Patient/${ids.P2}`, at: '2024-05-01T21:00:00Z', systolic: 130, diastolic: 80 }));
     // the steps of a day, counted by a phone: a period
     await obs('41950-7', ids.P2, {
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+      category: observationCategory('vital-signs'),
       effectivePeriod: { start: '2024-05-01T00:00:00Z', end: '2024-05-02T00:00:00Z' },
       valueQuantity: { value: 8450, unit: 'steps/day', system: UCUM, code: '1/(24.h)' },
     });
