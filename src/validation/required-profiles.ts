@@ -12,7 +12,8 @@ export const FR_CORE_PATIENT_INS = `${FR_CORE}fr-core-patient-ins`;
 const PDSM = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/';
 export const PDSM_DOCUMENT_REFERENCE = `${PDSM}pdsm-comprehensive-document-reference`;
 /** The PDSm DocumentReference profiles a document may declare; the comprehensive one is required when it declares none. */
-export const PDSM_DOCUMENT_REFERENCES = [PDSM_DOCUMENT_REFERENCE, `${PDSM}pdsm-simplified-publish`];
+export const PDSM_SIMPLIFIED_PUBLISH = `${PDSM}pdsm-simplified-publish`;
+export const PDSM_DOCUMENT_REFERENCES = [PDSM_DOCUMENT_REFERENCE, PDSM_SIMPLIFIED_PUBLISH];
 export const TDE_AUDIT_EVENT = 'https://interop.esante.gouv.fr/ig/fhir/tde/StructureDefinition/tde-auditevent';
 /** Our own profiles (ig/, compiled into profiles/espace-sante/), where France publishes none. */
 export const ESPACE_SANTE = 'https://espace-sante.example/fhir/StructureDefinition/';

@@ -5,6 +5,7 @@ import { eachEngine, FHIR_JSON, anonymous } from '../helpers/http';
 import { HOST, TOKEN_URL } from '../helpers/auth';
 import { FHIR_BASE } from '../helpers/smart';
 import { loadSecrets } from '../../src/auth/keys';
+import { pdsmDocument } from '../helpers/french';
 
 /** SMART Backend Services: a hospital system's client_credentials with a jsonwebtoken-signed assertion, and the resource server's checks. */
 eachEngine('backend services and bearer tokens', (h) => {
@@ -61,7 +62,18 @@ eachEngine('backend services and bearer tokens', (h) => {
     expect(p.status).toBe(403);
     expect(p.body.resourceType).toBe('OperationOutcome');
     expect((await fhir(t).get('/fhir/Patient')).status).toBe(200);
-    expect((await fhir(t).post('/fhir/DocumentReference', { resourceType: 'DocumentReference', status: 'current', content: [{ attachment: { url: 'Binary/1' } }] })).status).toBe(201);
+    // the hospital deposits the report of a stay of a person of the space
+    const person = await h.create({ resourceType: 'Patient', name: [{ family: 'Lefèvre', given: ['Hélène'] }], gender: 'female', birthDate: '1980-08-01' });
+    const report = pdsmDocument({
+      patient: `Patient/${person.id}`,
+      sourcePatient: { ipp: '0004589612', family: 'LEFEVRE', given: 'Hélène' },
+      uniqueId: 'urn:oid:1.2.250.1.213.1.1.9.4589612.1',
+      title: 'Compte rendu d’hospitalisation',
+      date: '2026-03-12T16:40:00+01:00',
+      period: { start: '2026-03-09T08:00:00+01:00', end: '2026-03-12T11:00:00+01:00' },
+      binary: 'Binary/1',
+    });
+    expect((await fhir(t).post('/fhir/DocumentReference', report)).status).toBe(201);
     expect((await fhir(t).get('/fhir/Observation')).status).toBe(403);
     // introspection (RFC 7662): the caller authenticates with a token of its own
     const intro = await anonymous(h.app).post('/auth/introspect').set('Host', HOST).set('Authorization', `Bearer ${h.token}`).type('form').send({ token: t });

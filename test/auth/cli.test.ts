@@ -30,7 +30,7 @@ interface Run {
 
 describe('CLI: clients, accounts, signing keys', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-cli-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'silent', REQUIRED_PROFILES: 'none' };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
   // the SQLite engine of DATA_DIR, whatever the environment of the test run
   delete env.MONGODB_URI;
   delete env.SIGNING_KEYS;

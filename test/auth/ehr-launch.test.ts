@@ -9,6 +9,7 @@ import { Browser, consentScopes } from '../helpers/browser';
 import { engines } from '../helpers/engines';
 import { authorizePath, authorizeThroughForms, exchangeCode, pkce } from '../helpers/smart';
 import { startProServer, type ProServer, type Upstream } from '../helpers/upstream-oidc';
+import { frPractitioner } from '../helpers/french';
 
 /**
  * EHR launch, end to end. A professional signs in to their software (through Pro Santé Connect, a
@@ -68,8 +69,8 @@ describe.each(engines())('EHR launch [$name]', (engine) => {
     server = await startProServer(engine, dataDir, { 'cps-martin': { SubjectNameID: `8${RPPS}` }, 'cps-durand': { SubjectNameID: `8${OTHER_RPPS}` } });
     ({ upstream, services, app } = server);
     const { create } = server;
-    practitioner = await create({ resourceType: 'Practitioner', identifier: [{ system: 'https://rpps.esante.gouv.fr', value: RPPS }] });
-    await create({ resourceType: 'Practitioner', identifier: [{ system: 'https://rpps.esante.gouv.fr', value: OTHER_RPPS }] });
+    practitioner = await create(frPractitioner({ family: 'MARTIN', given: 'Claire', rpps: RPPS, prefix: 'MME' }));
+    await create(frPractitioner({ family: 'DURAND', given: 'Pierre', rpps: OTHER_RPPS, prefix: 'M' }));
     A = await create({ resourceType: 'Patient', name: [{ family: 'Lefèvre' }] });
     B = await create({ resourceType: 'Patient', name: [{ family: 'Autre' }] });
     obsA = await create({ resourceType: 'Observation', status: 'final', code: { text: 'taille' }, subject: { reference: `Patient/${A}` } });

@@ -9,6 +9,7 @@ import { Browser, consentScopes } from '../helpers/browser';
 import { engines } from '../helpers/engines';
 import { authorizePath, exchangeCode, FHIR_BASE, pkce } from '../helpers/smart';
 import { startProServer, type ProServer, type Upstream } from '../helpers/upstream-oidc';
+import { frPractitioner } from '../helpers/french';
 
 /**
  * Professionals sign in through an upstream OpenID Connect provider (Pro Santé Connect): a real
@@ -24,7 +25,6 @@ const RPPS = '10003456789';
 const OTHER_RPPS = '10009999999';
 const UNKNOWN_RPPS = '10000000001';
 const REDIRECT = 'http://127.0.0.1:9/callback';
-const RPPS_SYSTEM = 'https://rpps.esante.gouv.fr';
 
 describe.each(engines())('professionals sign in through Pro Santé Connect [$name]', (engine) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-pro-'));
@@ -60,8 +60,8 @@ describe.each(engines())('professionals sign in through Pro Santé Connect [$nam
     });
     ({ upstream, services, app } = server);
     const { create } = server;
-    await create({ resourceType: 'Practitioner', identifier: [{ system: RPPS_SYSTEM, value: OTHER_RPPS }], name: [{ family: 'DURAND' }] });
-    practitioner = await create({ resourceType: 'Practitioner', identifier: [{ system: RPPS_SYSTEM, value: RPPS }], name: [{ family: 'MARTIN', given: ['Claire'] }] });
+    await create(frPractitioner({ family: 'DURAND', given: 'Pierre', rpps: OTHER_RPPS, prefix: 'M' }));
+    practitioner = await create(frPractitioner({ family: 'MARTIN', given: 'Claire', rpps: RPPS, prefix: 'MME' }));
     await services.auth!.clients.add({
       clientId: 'logiciel-cabinet',
       name: 'Logiciel de cabinet',

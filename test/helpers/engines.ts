@@ -81,11 +81,12 @@ export function engines(): Engine[] {
 }
 
 /**
- * The generic REST suites post minimal resources (plain Patients, Observations with a code text):
- * they run with REQUIRED_PROFILES=none (base R4 validation stays on); test/validation enforces `fr`.
+ * The suites run as users get the server: writes must meet the French profile required for their type
+ * (REQUIRED_PROFILES=fr, the default), so their data is French (test/helpers/french.ts).
+ * TEST_REQUIRED_PROFILES=none runs them on base R4 and meta.profile only.
  */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({ REQUIRED_PROFILES: process.env.TEST_REQUIRED_PROFILES ?? 'none' }), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', accessTokenTtl: 3600, ...overrides };
+  return { ...loadConfig({ REQUIRED_PROFILES: process.env.TEST_REQUIRED_PROFILES ?? 'fr' }), logLevel: 'silent', baseUrl: 'http://fhir.test/fhir', accessTokenTtl: 3600, ...overrides };
 }
 
 export async function servicesFor(engine: Engine, overrides: Partial<Config> = {}): Promise<AppServices> {

@@ -1,13 +1,22 @@
 /**
  * French resources of a personal health space, as the French profiles want them (FR Core Patient,
- * Patient INS, Practitioner, Appointment; our Consent, Communication and AllergyIntolerance): the
- * builders the search and client suites store and search.
+ * Patient INS, Practitioner, Appointment; the PDSm DocumentReference; the Mesures de santé blood
+ * pressure; our Consent, Communication and AllergyIntolerance): the builders the suites store and
+ * search, with the French profiles required as users get them (REQUIRED_PROFILES=fr).
  */
+import { createHash } from 'node:crypto';
+import { PDSM_SIMPLIFIED_PUBLISH } from '../../src/validation/required-profiles';
+
 type R = Record<string, unknown>;
 
 export const SNOMED = 'http://snomed.info/sct';
 export const RPPS = 'https://rpps.esante.gouv.fr';
 export const INS_NIR = 'urn:oid:1.2.250.1.213.1.4.8';
+export const INS_NIA = 'urn:oid:1.2.250.1.213.1.4.9';
+/** the system of the identifiers a hospital gives its patients (IPP) */
+export const IPP = 'urn:oid:1.2.250.1.71.4.2.7';
+export const LOINC = 'http://loinc.org';
+export const UCUM = 'http://unitsofmeasure.org';
 export const SERVICE_TYPE = 'http://terminology.hl7.org/CodeSystem/service-type';
 export const SPECIALTY = 'https://mos.esante.gouv.fr/NOS/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale';
 export const ES = 'https://espace-sante.example/fhir';
@@ -18,6 +27,7 @@ export const ALLERGY_CLINICAL = 'http://terminology.hl7.org/CodeSystem/allergyin
 const FR_CORE_ID_TYPE = 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203';
 
 const ref = (reference: string) => ({ reference });
+const ippOf = (value: string) => ({ use: 'usual', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PI' }] }, system: IPP, value });
 
 /** An INS-NIR: the 13 digits and their key, 97 − (NIR mod 97). */
 export function insNir(digits13: string): string {
@@ -27,8 +37,23 @@ export function insNir(digits13: string): string {
 /**
  * An FR Core Patient; with `ins`, an FR Core Patient INS, with the identity traits of the INS: birth
  * name, first given name and the list of given names at birth, sex, birth date, birthplace (INSEE code).
+ * The INS is an INS-NIR (`nir`) or, for a person waiting for their NIR, an INS-NIA (`nia`): 13 digits,
+ * its key added. With `ipp`, the identifier a hospital gives the person (IPP) comes first.
  */
-export function frPatient(p: { family: string; given: string[]; gender: 'female' | 'male'; birthDate: string; city?: string; ins?: { nir: string; birthPlace: { insee: string; city: string } } }): R {
+export function frPatient(p: {
+  family: string;
+  given: string[];
+  gender: 'female' | 'male';
+  birthDate: string;
+  city?: string;
+  ins?: ({ nir: string } | { nia: string }) & { birthPlace: { insee: string; city: string } };
+  ipp?: string;
+}): R {
+  const ins = p.ins && ('nir' in p.ins ? { code: 'INS-NIR', system: INS_NIR, value: insNir(p.ins.nir) } : { code: 'INS-NIA', system: INS_NIA, value: insNir(p.ins.nia) });
+  const identifier = [
+    ...(p.ipp ? [ippOf(p.ipp)] : []),
+    ...(ins ? [{ use: 'official', type: { coding: [{ system: FR_CORE_ID_TYPE, code: ins.code }] }, system: ins.system, value: ins.value }] : []),
+  ];
   return {
     resourceType: 'Patient',
     ...(p.ins && {
@@ -36,8 +61,8 @@ export function frPatient(p: { family: string; given: string[]; gender: 'female'
         { url: 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace', valueAddress: { extension: [{ url: 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code', valueCoding: { system: 'https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM', code: p.ins.birthPlace.insee } }], city: p.ins.birthPlace.city } },
         { url: 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability', extension: [{ url: 'identityStatus', valueCoding: { system: 'https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0445', code: 'VALI' } }] },
       ],
-      identifier: [{ use: 'official', type: { coding: [{ system: FR_CORE_ID_TYPE, code: 'INS-NIR' }] }, system: INS_NIR, value: insNir(p.ins.nir) }],
     }),
+    ...(identifier.length > 0 && { identifier }),
     active: true,
     name: [
       p.ins
@@ -151,5 +176,95 @@ export function esAllergy(a: { patient: string; code: string; display: string; t
     recordedDate: a.recordedDate,
     ...(a.recorder && { recorder: ref(a.recorder) }),
     ...(a.reaction && { reaction: [{ manifestation: [{ coding: [{ system: SNOMED, code: a.reaction.code, display: a.reaction.display }] }], severity: a.reaction.severity }] }),
+  };
+}
+
+const TRE = (table: string) => `https://mos.esante.gouv.fr/NOS/${table}/FHIR/${table.replace('_', '-')}`;
+export const DISCHARGE_SUMMARY = { code: '34133-9', display: 'Synthèse d’épisode de soins' };
+export const CONSULTATION_NOTE = { code: '11488-4', display: 'Compte rendu de consultation' };
+export const CONFIDENTIALITY = TRE('TRE_A08-HL7Confidentiality');
+export const VISIBILITY = TRE('TRE_A07-StatutVisibiliteDocument');
+
+/** An attachment's inline data with its size and SHA-1, as PDSm checks them. */
+function inlineFile(text: string) {
+  const bytes = Buffer.from(text);
+  return { data: bytes.toString('base64'), size: bytes.length, hash: createHash('sha1').update(bytes).digest('base64') };
+}
+
+/** The hospital doctor who writes the reports of the suites. */
+export const DR_LECLERC = { family: 'Leclerc', given: 'Sophie', rpps: '10101201234', prefix: 'MME' } as const;
+
+/**
+ * A report of the document vault as a hospital or a practitioner's software deposits it (PDSm, IHE MHD):
+ * the person as the producer knows them (`sourcePatient`: their IPP, name, general practitioner) is
+ * contained; the custodian is the space that keeps it. The PDF is a Binary (`binary`:
+ * the comprehensive DocumentReference, its author contained) or is sent inline (`inline`, its text:
+ * the simplified publish, the author named by their RPPS number, the size and SHA-1 of those bytes).
+ */
+export function pdsmDocument(
+  d: {
+    patient: string;
+    sourcePatient: { ipp: string; family: string; given: string; id?: string; generalPractitioner?: string };
+    author?: Parameters<typeof frPractitioner>[0];
+    uniqueId: string;
+    entryUuid?: string;
+    type?: typeof DISCHARGE_SUMMARY;
+    title: string;
+    date: string;
+    period: { start: string; end?: string };
+  } & ({ binary: string } | { inline: string }),
+): R {
+  const author = d.author ?? DR_LECLERC;
+  const source = d.sourcePatient;
+  const sourceId = source.id ?? 'patient';
+  const sourcePatient = { resourceType: 'Patient', id: sourceId, identifier: [ippOf(source.ipp)], name: [{ family: source.family, given: [source.given] }], ...(source.generalPractitioner && { generalPractitioner: [ref(source.generalPractitioner)] }) };
+  const rpps = { identifier: { system: RPPS, value: author.rpps } };
+  const simplified = 'inline' in d;
+  const file = 'inline' in d ? inlineFile(d.inline) : { url: d.binary, size: 48213, hash: 'q1Bc6S6mTfVIVd4ZtsN/37IOKAI=' };
+  return {
+    resourceType: 'DocumentReference',
+    ...(simplified ? { meta: { profile: [PDSM_SIMPLIFIED_PUBLISH] }, contained: [sourcePatient] } : { contained: [{ ...frPractitioner(author), id: 'auteur' }, sourcePatient] }),
+    masterIdentifier: { system: 'urn:ietf:rfc:3986', value: d.uniqueId },
+    ...(d.entryUuid && { identifier: [{ system: 'urn:ietf:rfc:3986', value: d.entryUuid }] }),
+    status: 'current',
+    type: { coding: [{ system: LOINC, ...(d.type ?? DISCHARGE_SUMMARY) }] },
+    category: [{ coding: [{ system: TRE('TRE_A03-ClasseDocument'), code: '10', display: 'Compte rendu' }] }],
+    subject: ref(d.patient),
+    date: d.date,
+    author: [simplified ? rpps : { reference: '#auteur', ...rpps }],
+    custodian: { display: 'Mon espace santé' },
+    securityLabel: [{ coding: [{ system: CONFIDENTIALITY, code: 'N', display: 'Normal' }] }],
+    content: [
+      {
+        attachment: { contentType: 'application/pdf', language: 'fr-FR', ...file, title: d.title, creation: d.date },
+        format: { system: TRE('TRE_A11-IheFormatCode'), code: 'urn:ihe:iti:xds-sd:pdf:2008', display: 'Document à corps non structuré en Pdf/A-1' },
+      },
+    ],
+    context: {
+      period: d.period,
+      facilityType: { coding: [{ system: TRE('TRE_R02-SecteurActivite'), code: 'SA01', display: 'Etablissement public de santé' }] },
+      practiceSetting: { coding: [{ system: TRE('TRE_A01-CadreExercice'), code: 'ETABLISSEMENT', display: 'Etablissement de santé' }] },
+      sourcePatientInfo: ref(`#${sourceId}`),
+    },
+  };
+}
+
+/** Observation.category: `vital-signs` for the Mesures de santé, `social-history`, `laboratory`... */
+export const observationCategory = (code: string) => [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code }] }];
+
+/** A blood pressure of the Mesures de santé (systolic and diastolic, mm[Hg]), as a connected monitor sends it. */
+export function bloodPressure(b: { patient: string; at: string; systolic: number; diastolic: number }): R {
+  const mmHg = (value: number) => ({ value, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' });
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    category: observationCategory('vital-signs'),
+    code: { coding: [{ system: LOINC, code: '85354-9' }] },
+    subject: ref(b.patient),
+    effectiveDateTime: b.at,
+    component: [
+      { code: { coding: [{ system: LOINC, code: '8480-6', display: 'Systolic blood pressure' }] }, valueQuantity: mmHg(b.systolic) },
+      { code: { coding: [{ system: LOINC, code: '8462-4', display: 'Diastolic blood pressure' }] }, valueQuantity: mmHg(b.diastolic) },
+    ],
   };
 }

@@ -1,5 +1,6 @@
 import { withoutTransactions, withTransactions } from '../helpers/engines';
 import { BASE, eachEngine, FHIR_JSON, ids, INS, patient, request } from '../helpers/http';
+import { frPatient, insNir } from '../helpers/french';
 
 eachEngine('batch and transaction', (h) => {
   const postBundle = (bundle: unknown) => request(h.app).post('/fhir').set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle));
@@ -97,7 +98,7 @@ eachEngine('batch and transaction', (h) => {
       type: 'transaction',
       entry: [
         { request: { method: 'POST', url: 'Patient' }, resource: patient('Atomique') },
-        { request: { method: 'PUT', url: `Patient/${existing.id}` }, resource: { ...existing, gender: 'other' } },
+        { request: { method: 'PUT', url: `Patient/${existing.id}` }, resource: { ...existing, gender: 'female' } },
         { request: { method: 'DELETE', url: `Patient/${existing.id}` } },
         { request: { method: 'PUT', url: `Patient/${existing.id}`, ifMatch: 'W/"7"' }, resource: { ...existing, gender: 'male' } },
       ],
@@ -114,17 +115,19 @@ eachEngine('batch and transaction', (h) => {
 
   txTest('transaction: order DELETE, POST, PUT, GET; ifNoneExist; conditional references; ifMatch', async () => {
     const toDelete = await h.create(patient('ToDelete'));
-    const kept = await h.create(patient('Kept', { identifier: [{ system: INS, value: '1111111111111' }] }));
+    const nir = insNir('2851169123045');
+    const withIns = (family: string) => frPatient({ family, given: ['Marie'], gender: 'female', birthDate: '1985-11-20', ins: { nir: '2851169123045', birthPlace: { insee: '69123', city: 'Lyon' } } });
+    const kept = await h.create(withIns('Kept'));
     const res = await postBundle({
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
         { request: { method: 'GET', url: `Patient?_id=${toDelete.id}` } },
-        { request: { method: 'PUT', url: `Patient/${kept.id}`, ifMatch: 'W/"1"' }, resource: { ...kept, gender: 'female' } },
-        { request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${INS}|1111111111111` }, resource: patient('Duplicate', { identifier: [{ system: INS, value: '1111111111111' }] }) },
+        { request: { method: 'PUT', url: `Patient/${kept.id}`, ifMatch: 'W/"1"' }, resource: { ...kept, address: [{ use: 'home', city: 'Lyon', country: 'France' }] } },
+        { request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${INS}|${nir}` }, resource: withIns('Duplicate') },
         {
           request: { method: 'POST', url: 'Encounter' },
-          resource: { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient?identifier=${INS}|1111111111111` } },
+          resource: { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient?identifier=${INS}|${nir}` } },
         },
         { request: { method: 'DELETE', url: `Patient/${toDelete.id}` } },
       ],

@@ -1,4 +1,5 @@
-import { eachEngine, FHIR_JSON, ids, request } from '../helpers/http';
+import { eachEngine, FHIR_JSON, ids, patient, request } from '../helpers/http';
+import { pdsmDocument } from '../helpers/french';
 import { Reindexer } from '../../src/fhir/reindex';
 
 const BIRTH_PLACE = 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace';
@@ -30,7 +31,18 @@ eachEngine(
     };
 
     test('the French packages’ search parameters are active', async () => {
-      const doc = await h.create({ resourceType: 'DocumentReference', status: 'current', context: { period: { start: '2024-02-01', end: '2024-02-10' } }, content: [{ attachment: { url: 'Binary/x' } }] });
+      const person = await h.create(patient('Séjour'));
+      const doc = await h.create(
+        pdsmDocument({
+          patient: `Patient/${person.id}`,
+          sourcePatient: { ipp: 'ipp-sejour', family: 'Séjour', given: 'Jeanne' },
+          uniqueId: 'urn:oid:1.2.250.1.213.1.1.9.777.1',
+          title: 'Compte rendu d’hospitalisation',
+          date: '2024-02-10T17:00:00+01:00',
+          period: { start: '2024-02-01', end: '2024-02-10' },
+          binary: 'Binary/x',
+        }),
+      );
       expect(ids((await strict('DocumentReference?period-start=ge2024-01-15&period-end=le2024-03')).body)).toEqual([doc.id]);
       const appt = await h.create({ resourceType: 'Appointment', status: 'booked', start: '2024-06-03T09:00:00Z', end: '2024-06-03T09:30:00Z', participant: [{ status: 'accepted', actor: { display: 'Dr X' } }] });
       expect(ids((await strict('Appointment?start=2024-06-03')).body)).toEqual([appt.id]);
@@ -97,5 +109,4 @@ eachEngine(
       expect(ids((await strict('Patient?birth-country=islande')).body)).toHaveLength(1);
     });
   },
-  { requiredProfiles: 'none' },
 );

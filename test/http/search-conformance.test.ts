@@ -1,8 +1,12 @@
-import { BASE, eachEngine, FHIR_JSON, ids, INS, request } from '../helpers/http';
+import { BASE, eachEngine, FHIR_JSON, ids, request } from '../helpers/http';
+import { bloodPressure, CONSULTATION_NOTE, frPatient, frPractitioner, insNir, LOINC, pdsmDocument, RPPS, UCUM } from '../helpers/french';
 
-const LOINC = 'http://loinc.org';
-const UCUM = 'http://unitsofmeasure.org';
-const RPPS = 'https://rpps.esante.gouv.fr';
+/** Émile Zola's social security number (NIR), Zoé Abel's INS-NIR, the RPPS numbers of their general practitioners */
+const NSS = 'urn:oid:1.2.250.1.213.1.4.13';
+const NIR1 = insNir('1800175000001');
+const NIR2 = insNir('2900275000002');
+const RPPS1 = '10001000019';
+const RPPS2 = '10002000017';
 
 eachEngine(
   'search conformance',
@@ -18,51 +22,44 @@ eachEngine(
     const obs = (code: string, extra: Record<string, unknown>) => ({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: LOINC, code }] }, ...extra });
 
     beforeAll(async () => {
-      f.gp = await h.create({ resourceType: 'Practitioner', identifier: [{ system: RPPS, value: '10001' }], name: [{ family: 'Médecin' }] });
-      f.gp2 = await h.create({ resourceType: 'Practitioner', identifier: [{ system: RPPS, value: '10002' }], name: [{ family: 'Autre' }] });
+      f.gp = await h.create(frPractitioner({ family: 'Médecin', given: 'Paul', rpps: RPPS1, prefix: 'M' }));
+      f.gp2 = await h.create(frPractitioner({ family: 'Autre', given: 'Anne', rpps: RPPS2, prefix: 'MME' }));
       f.org = await h.create({ resourceType: 'Organization', name: 'Clinique du Parc' });
+      // no INS yet: the social security number of his Carte Vitale
       f.p1 = await h.create({
         resourceType: 'Patient',
-        identifier: [
-          { system: INS, value: '1800175000001', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'NI' }], text: 'INS-NIR' } },
-        ],
+        identifier: [{ use: 'official', system: NSS, value: NIR1, type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'NH' }], text: 'NIR' } }],
         name: [{ family: 'Zola', given: ['Émile', 'Adèle'] }],
         birthDate: '1980-01-01',
         generalPractitioner: [{ reference: `Practitioner/${f.gp.id}` }],
         managingOrganization: { reference: `Organization/${f.org.id}` },
       });
-      f.p2 = await h.create({ resourceType: 'Patient', identifier: [{ system: INS, value: '2900275000002' }], name: [{ family: 'Abel', given: ['Zoé'] }], birthDate: '1990-02-02', generalPractitioner: [{ reference: `Practitioner/${f.gp2.id}` }] });
+      f.p2 = await h.create({ ...frPatient({ family: 'Abel', given: ['Zoé'], gender: 'female', birthDate: '1990-02-02', ins: { nir: '2900275000002', birthPlace: { insee: '75056', city: 'Paris' } } }), generalPractitioner: [{ reference: `Practitioner/${f.gp2.id}` }] });
       f.p3 = await h.create({ resourceType: 'Patient', name: [{ family: 'Martin', given: ['Bruno'] }] });
       f.glu1 = await h.create(obs('2339-0', { subject: { reference: `Patient/${f.p1.id}` }, effectiveDateTime: '2024-05-01T08:00:00Z', valueQuantity: { value: 5.4, unit: 'mmol/L', system: UCUM, code: 'mmol/L' }, performer: [{ reference: `Practitioner/${f.gp.id}` }] }));
       f.glu2 = await h.create(obs('2339-0', { subject: { reference: `Patient/${f.p1.id}` }, effectiveDateTime: '2024-05-03T08:00:00Z', valueQuantity: { value: 110, unit: 'mg/dL', system: UCUM, code: 'mg/dL' } }));
       f.glu3 = await h.create(obs('2339-0', { subject: { reference: `Patient/${f.p2.id}` }, effectiveDateTime: '2024-05-02T08:00:00Z', valueQuantity: { value: 7.1, unit: 'mmol/L', system: UCUM, code: 'mmol/L' } }));
-      f.bp = await h.create(
-        obs('85354-9', {
-          subject: { reference: `Patient/${f.p2.id}` },
-          effectiveDateTime: '2024-05-02T09:00:00Z',
-          component: [
-            { code: { coding: [{ system: LOINC, code: '8480-6' }] }, valueQuantity: { value: 130, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' } },
-            { code: { coding: [{ system: LOINC, code: '8462-4' }] }, valueQuantity: { value: 80, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' } },
-          ],
-        }),
-      );
+      f.bp = await h.create(bloodPressure({ patient: `Patient/${f.p2.id}`, at: '2024-05-02T09:00:00Z', systolic: 130, diastolic: 80 }));
       f.text = await h.create({ resourceType: 'Observation', status: 'final', code: { text: 'Glycémie à jeun', coding: [{ system: LOINC, code: '1558-6', display: 'Fasting glucose' }] }, subject: { reference: `Patient/${f.p3.id}` } });
       f.risk1 = await h.create({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: `Patient/${f.p1.id}` }, prediction: [{ probabilityDecimal: 0.52 }] });
       f.risk2 = await h.create({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: `Patient/${f.p2.id}` }, prediction: [{ probabilityDecimal: 0.547 }] });
       f.vs1 = await h.create({ resourceType: 'ValueSet', status: 'active', url: 'http://esante.example/fhir/ValueSet/glucose' });
       f.vs2 = await h.create({ resourceType: 'ValueSet', status: 'active', url: 'http://esante.example/fhir/ValueSet/glucose/fasting' });
       f.vs3 = await h.create({ resourceType: 'ValueSet', status: 'active', url: 'http://esante.example/other' });
-      f.doc = await h.create({
-        resourceType: 'DocumentReference',
-        status: 'current',
-        subject: { reference: `Patient/${f.p1.id}` },
-        type: { coding: [{ system: LOINC, code: '11488-4' }] },
-        date: '2024-05-04T10:00:00+02:00',
-        author: [{ identifier: { system: RPPS, value: '10001' } }],
-        content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/cr' } }],
-        contained: [{ resourceType: 'Patient', id: 'inner', generalPractitioner: [{ reference: `Practitioner/${f.gp2.id}` }] }],
-        context: { sourcePatientInfo: { reference: '#inner' } },
-      });
+      // a consultation note the GP's software publishes inline; the person as that software knows them names another GP
+      f.doc = await h.create(
+        pdsmDocument({
+          patient: `Patient/${f.p1.id}`,
+          sourcePatient: { id: 'inner', ipp: 'cab-0042', family: 'Zola', given: 'Émile', generalPractitioner: `Practitioner/${f.gp2.id}` },
+          author: { family: 'Médecin', given: 'Paul', rpps: RPPS1, prefix: 'M' },
+          uniqueId: 'urn:oid:1.2.250.1.213.1.1.9.1001.1',
+          type: CONSULTATION_NOTE,
+          title: 'Compte rendu de consultation du 4 mai 2024',
+          date: '2024-05-04T10:00:00+02:00',
+          period: { start: '2024-05-04T09:30:00+02:00', end: '2024-05-04T10:00:00+02:00' },
+          inline: '%PDF-1.7 compte rendu de consultation',
+        }),
+      );
       f.enc = await h.create({ resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${f.p1.id}` }, serviceProvider: { reference: `Organization/${f.org.id}` } });
     });
 
@@ -110,15 +107,15 @@ eachEngine(
       expect(allGlucoseOrBp).toEqual([f.glu1.id, f.glu2.id, f.glu3.id, f.bp.id].sort());
       expect(await found('Observation?code:text=glycemie')).toEqual([f.text.id]);
       expect(await found('Observation?code:text=fasting')).toEqual([f.text.id]);
-      expect(await found('Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|1800175000001')).toEqual([f.p1.id]);
-      expect(await found('Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NI|2900275000002')).toEqual([]);
-      expect(await found(`DocumentReference?author:identifier=${RPPS}|10001`)).toEqual([f.doc.id]);
+      expect(await found(`Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NH|${NIR1}`)).toEqual([f.p1.id]);
+      expect(await found(`Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|NH|${NIR2}`)).toEqual([]); // her NIR is typed INS-NIR
+      expect(await found(`DocumentReference?author:identifier=${RPPS}|${RPPS1}`)).toEqual([f.doc.id]);
       expect((await get('Observation?code:above=1558-6')).status).toBe(400); // :above takes system|code
     });
 
     test('chains at any depth, with a type, and reverse chains (_has), nested', async () => {
-      expect(await found(`DocumentReference?subject:Patient.identifier=${INS}|1800175000001`)).toEqual([f.doc.id]);
-      expect(await found(`Observation?patient.general-practitioner.identifier=${RPPS}|10002`)).toEqual([f.glu3.id, f.bp.id].sort());
+      expect(await found(`DocumentReference?subject:Patient.identifier=${NSS}|${NIR1}`)).toEqual([f.doc.id]);
+      expect(await found(`Observation?patient.general-practitioner.identifier=${RPPS}|${RPPS2}`)).toEqual([f.glu3.id, f.bp.id].sort());
       expect(await found(`Observation?subject:Patient.general-practitioner:Practitioner.name=medecin`)).toEqual([f.glu1.id, f.glu2.id].sort());
       expect(await found(`Patient?_has:Observation:patient:code=85354-9`)).toEqual([f.p2.id]);
       expect(await found(`Practitioner?_has:Patient:general-practitioner:_has:Observation:patient:code=85354-9`)).toEqual([f.gp2.id]);
@@ -294,5 +291,5 @@ eachEngine(
       expect((await request(h.app).post('/fhir/_search').set('Content-Type', FHIR_JSON).send('{}')).status).toBe(415);
     });
   },
-  { maxIncludes: 3, requiredProfiles: 'none' },
+  { maxIncludes: 3 },
 );

@@ -1,4 +1,5 @@
 import { BASE, eachEngine, ids, INS, patient, request } from '../helpers/http';
+import { frPatient, frPractitioner, insNir, LOINC, observationCategory } from '../helpers/french';
 
 eachEngine('search', (h) => {
   const search = (q: string, prefer?: string) => {
@@ -11,17 +12,28 @@ eachEngine('search', (h) => {
     return ids(res.body).sort();
   };
   const f: Record<string, { id: string }> = {};
+  // Hélène's INS-NIR; two other Patients carry the same number without its system, or in another one
+  const NIR = insNir('2800875123456');
 
   beforeAll(async () => {
-    f.helene = await h.create(patient('Hélène', { identifier: [{ system: INS, value: '2800875123456' }], birthDate: '1980-08-01', gender: 'female', name: [{ family: 'Lefèvre', given: ['Hélène'] }] }));
+    f.helene = await h.create(frPatient({ family: 'Lefèvre', given: ['Hélène'], gender: 'female', birthDate: '1980-08-01', ins: { nir: '2800875123456', birthPlace: { insee: '75056', city: 'Paris' } } }));
     f.helene2 = await h.create(patient('HELENE', { name: [{ family: 'DUPONT-HÉLÈNE', given: ['Anne'] }], birthDate: '1980-12-31', gender: 'female' }));
-    f.noSystem = await h.create(patient('Code', { identifier: [{ value: '2800875123456' }], birthDate: '1981-01-01', gender: 'male' }));
-    f.otherSystem = await h.create(patient('Other', { identifier: [{ system: 'urn:test:other', value: '2800875123456' }], birthDate: '1979-12-31' }));
-    f.gp = await h.create({ resourceType: 'Practitioner', identifier: [{ system: 'https://rpps.esante.gouv.fr', value: '10003' }], name: [{ family: 'Généraliste' }] });
+    f.noSystem = await h.create(patient('Code', { identifier: [{ value: NIR }], birthDate: '1981-01-01', gender: 'male' }));
+    f.otherSystem = await h.create(patient('Other', { identifier: [{ system: 'urn:test:other', value: NIR }], birthDate: '1979-12-31' }));
+    f.gp = await h.create(frPractitioner({ family: 'Généraliste', given: 'Paul', rpps: '10003000003', prefix: 'M' }));
     f.withGp = await h.create(patient('Suivi', { generalPractitioner: [{ reference: `Practitioner/${f.gp.id}` }], deceasedBoolean: false }));
     f.dead = await h.create({ resourceType: 'Patient', name: [{ family: 'Défunt' }], deceasedDateTime: '2020-02-02T00:30:00+01:00' });
     f.obsPeriod = await h.create({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '2339-0' }] }, subject: { reference: `Patient/${f.helene.id}` }, effectivePeriod: { start: '2024-03-01T08:00:00Z', end: '2024-03-01T09:00:00Z' } });
-    f.obsOpen = await h.create({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '29463-7' }] }, subject: { reference: `Patient/${f.helene2.id}` }, effectivePeriod: { start: '2024-05-01' } });
+    // a smoker since May 2024: a period that has not ended
+    f.obsOpen = await h.create({
+      resourceType: 'Observation',
+      status: 'final',
+      category: observationCategory('social-history'),
+      code: { coding: [{ system: LOINC, code: '72166-2', display: 'Tobacco smoking status' }] },
+      subject: { reference: `Patient/${f.helene2.id}` },
+      effectivePeriod: { start: '2024-05-01' },
+      valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '77176002', display: 'Smoker' }] },
+    });
     f.obsExt = await h.create({
       resourceType: 'Observation',
       status: 'final',
@@ -48,9 +60,9 @@ eachEngine('search', (h) => {
   });
 
   test('token: system|code, code alone, |code and system|', async () => {
-    expect(await found(`Patient?identifier=${INS}|2800875123456`)).toEqual([f.helene.id]);
-    expect(await found('Patient?identifier=2800875123456')).toEqual([f.helene.id, f.noSystem.id, f.otherSystem.id].sort());
-    expect(await found('Patient?identifier=|2800875123456')).toEqual([f.noSystem.id]);
+    expect(await found(`Patient?identifier=${INS}|${NIR}`)).toEqual([f.helene.id]);
+    expect(await found(`Patient?identifier=${NIR}`)).toEqual([f.helene.id, f.noSystem.id, f.otherSystem.id].sort());
+    expect(await found(`Patient?identifier=|${NIR}`)).toEqual([f.noSystem.id]);
     expect(await found('Patient?identifier=urn:test:other|')).toEqual([f.otherSystem.id]);
     expect(await found(`Patient?identifier=${INS}|0000`)).toEqual([]);
     expect(await found('Patient?gender=male')).toEqual([f.noSystem.id]);

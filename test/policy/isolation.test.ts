@@ -4,6 +4,7 @@ import path from 'node:path';
 import { eachEngine, FHIR_JSON, ids, anonymous, request } from '../helpers/http';
 import { withTransactions } from '../helpers/engines';
 import { authorizeThroughForms, exchangeCode, pkce } from '../helpers/smart';
+import { esMessage } from '../helpers/french';
 
 /**
  * The holes an attacker found with two patients' tokens (issue "Close the isolation holes"): each way
@@ -46,7 +47,7 @@ eachEngine(
       patient: { reference: `Patient/${patient}` },
       ...extra,
     });
-    const message = (extra: Json) => ({ resourceType: 'Communication', status: 'completed', payload: [{ contentString: 'Bonjour' }], ...extra });
+    const message = (subject: string, sender: string, recipient: string) => esMessage({ subject, sender, recipient, text: 'Bonjour' });
     const entryIds = (bundle: Json) => (bundle.entry ?? []).map((e: Json) => `${e.resource?.resourceType}/${e.resource?.id}`);
     const expectNotFound = (res: { status: number; body: Json }) => {
       expect(res.status).toBe(404);
@@ -129,8 +130,8 @@ eachEngine(
       let toB: string, toA: string, encounterA: string;
       beforeAll(async () => {
         // a message between the two patients is in both compartments
-        toB = (await h.create(message({ sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Patient/${B}` }] }))).id;
-        toA = (await h.create(message({ sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Patient/${A}` }] }))).id;
+        toB = (await h.create(message(`Patient/${A}`, `Patient/${A}`, `Patient/${B}`))).id;
+        toA = (await h.create(message(`Patient/${A}`, `Patient/${A}`, `Patient/${A}`))).id;
         await h.create(allergy(B, '91935009'));
         encounterA = (await h.create({ resourceType: 'Encounter', status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' }, subject: { reference: `Patient/${A}` } })).id;
         // another patient's observation that names A's encounter
@@ -171,8 +172,8 @@ eachEngine(
         const refused = [
           await a.post('/fhir/AllergyIntolerance', allergy(B, '91935009', { asserter: { reference: `Patient/${A}` } })),
           await a.post('/fhir/AllergyIntolerance', allergy(A, '91935009', { asserter: { reference: `Patient/${B}` } })),
-          await a.post('/fhir/Communication', message({ subject: { reference: `Patient/${B}` }, sender: { reference: `Patient/${A}` } })),
-          await a.post('/fhir/Communication', message({ sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Patient/${B}` }] })),
+          await a.post('/fhir/Communication', message(`Patient/${B}`, `Patient/${A}`, `Practitioner/${practitioner}`)),
+          await a.post('/fhir/Communication', message(`Patient/${A}`, `Patient/${A}`, `Patient/${B}`)),
           await a.post('/fhir/Patient', { resourceType: 'Patient', link: [{ other: { reference: `Patient/${B}` }, type: 'seealso' }] }),
         ];
         for (const res of refused) {
@@ -192,7 +193,7 @@ eachEngine(
 
       withTransactions(h.engine)('a transaction with one entry into another patient’s record is refused as a whole', async () => {
         const a = as(tokenA);
-        const tx = await a.post('/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'AllergyIntolerance' }, resource: allergy(A, '762952008') }, { request: { method: 'POST', url: 'Communication' }, resource: message({ subject: { reference: `Patient/${B}` }, sender: { reference: `Patient/${A}` } }) }] });
+        const tx = await a.post('/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'AllergyIntolerance' }, resource: allergy(A, '762952008') }, { request: { method: 'POST', url: 'Communication' }, resource: message(`Patient/${B}`, `Patient/${A}`, `Practitioner/${practitioner}`) }] });
         expect(tx.status).toBe(403);
         expect(tx.body.issue[0].expression).toEqual(['Bundle.entry[1]']);
         expect(ids((await admin().get('/fhir/AllergyIntolerance?code=762952008')).body)).toEqual([]);
@@ -200,7 +201,7 @@ eachEngine(
 
       test('a message to a professional is the patient’s to send', async () => {
         const a = as(tokenA);
-        const sent = await a.post('/fhir/Communication', message({ subject: { reference: `Patient/${A}` }, sender: { reference: `Patient/${A}` }, recipient: [{ reference: `Practitioner/${practitioner}` }] }));
+        const sent = await a.post('/fhir/Communication', message(`Patient/${A}`, `Patient/${A}`, `Practitioner/${practitioner}`));
         expect(sent.status).toBe(201);
       });
     });

@@ -3,13 +3,15 @@ import { extractIndex } from '../../src/search/extract';
 import { matchesAll, type ScopeLookup } from '../../src/search/match';
 import { parseSearch } from '../../src/search/parse';
 import { eachEngine, INS } from '../helpers/http';
+import { bloodPressure, frPatient, insNir, LOINC, observationCategory, UCUM } from '../helpers/french';
 
 /**
  * The in-memory match (what decides whether a version may be shown) means what the engines' queries
  * mean: for each query, the resources the store finds are exactly those matched in memory.
  */
-const LOINC = 'http://loinc.org';
-const UCUM = 'http://unitsofmeasure.org';
+// the INS-NIR of Émile Zola and of Zoé Abel
+const NIR1 = insNir('1800175000001');
+const NIR2 = insNir('2900275000002');
 
 const QUERIES: [string, string][] = [
   ['Patient', 'name=zol'],
@@ -20,8 +22,8 @@ const QUERIES: [string, string][] = [
   ['Patient', 'birthdate=ge1985-01-01'],
   ['Patient', 'birthdate=lt1985&name=zola'],
   ['Patient', 'birthdate:missing=true'],
-  ['Patient', `identifier=${INS}|1800175000001`],
-  ['Patient', 'identifier=1800175000001,2900275000002'],
+  ['Patient', `identifier=${INS}|${NIR1}`],
+  ['Patient', `identifier=${NIR1},${NIR2}`],
   ['Patient', `identifier=${INS}|`],
   ['Patient', 'gender:not=female'],
   ['Patient', '_id=__P1__'],
@@ -50,13 +52,20 @@ eachEngine('in-memory match against the store', (h) => {
   const ids: Record<string, string> = {};
   beforeAll(async () => {
     const gp = await h.create({ resourceType: 'Practitioner', name: [{ family: 'Médecin' }] });
-    ids.P1 = (await h.create({ resourceType: 'Patient', identifier: [{ system: INS, value: '1800175000001' }], name: [{ family: 'Zola', given: ['Émile'] }], gender: 'male', birthDate: '1980-01-01', generalPractitioner: [{ reference: `Practitioner/${gp.id}` }] })).id;
-    ids.P2 = (await h.create({ resourceType: 'Patient', identifier: [{ system: INS, value: '2900275000002' }], name: [{ family: 'Abel', given: ['Zoé'] }], gender: 'female', birthDate: '1990-02-02' })).id;
+    const paris = { insee: '75056', city: 'Paris' };
+    ids.P1 = (await h.create({ ...frPatient({ family: 'Zola', given: ['Émile'], gender: 'male', birthDate: '1980-01-01', ins: { nir: '1800175000001', birthPlace: paris } }), generalPractitioner: [{ reference: `Practitioner/${gp.id}` }] })).id;
+    ids.P2 = (await h.create(frPatient({ family: 'Abel', given: ['Zoé'], gender: 'female', birthDate: '1990-02-02', ins: { nir: '2900275000002', birthPlace: paris } }))).id;
     ids.P3 = (await h.create({ resourceType: 'Patient', name: [{ family: 'Martinola' }] })).id;
     const obs = (code: string, patient: string, extra: Record<string, unknown>) => h.create({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: LOINC, code }] }, subject: { reference: `Patient/${patient}` }, ...extra });
     await obs('2339-0', ids.P1, { effectiveDateTime: '2024-05-01T08:00:00Z', valueQuantity: { value: 5.4, unit: 'mmol/L', system: UCUM, code: 'mmol/L' }, performer: [{ reference: `Practitioner/${gp.id}` }] });
     await obs('2339-0', ids.P2, { effectiveDateTime: '2024-05-03T08:00:00Z', valueQuantity: { value: 110, unit: 'mg/dL', system: UCUM, code: 'mg/dL' } });
-    await obs('85354-9', ids.P2, { effectivePeriod: { start: '2024-05-01T00:00:00Z', end: '2024-05-02T00:00:00Z' }, component: [{ code: { coding: [{ system: LOINC, code: '8480-6' }] }, valueQuantity: { value: 130, system: UCUM, code: 'mm[Hg]' } }] });
+    await h.create(bloodPressure({ patient: `Patient/${ids.P2}`, at: '2024-05-01T21:00:00Z', systolic: 130, diastolic: 80 }));
+    // the steps of a day, counted by a phone: a period
+    await obs('41950-7', ids.P2, {
+      category: observationCategory('vital-signs'),
+      effectivePeriod: { start: '2024-05-01T00:00:00Z', end: '2024-05-02T00:00:00Z' },
+      valueQuantity: { value: 8450, unit: 'steps/day', system: UCUM, code: '1/(24.h)' },
+    });
     await h.create({ resourceType: 'Observation', status: 'final', code: { text: 'Glycémie à jeun' }, subject: { reference: `Patient/${ids.P3}` } });
     await h.create({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: `Patient/${ids.P1}` }, prediction: [{ probabilityDecimal: 0.52 }] });
     await h.create({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: `Patient/${ids.P2}` }, prediction: [{ probabilityDecimal: 0.547 }] });

@@ -1,6 +1,6 @@
 import { eachEngine, FHIR_JSON, request } from '../helpers/http';
 
-/** $validate runs the checks of the write it simulates, at system, type and instance level (REQUIRED_PROFILES=none). */
+/** $validate runs the checks of the write it simulates, at system, type and instance level. */
 type R = Record<string, any>;
 const errorsOf = (outcome: R) => (outcome.issue ?? []).filter((i: R) => i.severity === 'error' || i.severity === 'fatal');
 const parameters = (resource: R, mode?: string) => ({ resourceType: 'Parameters', parameter: [{ name: 'resource', resource }, ...(mode ? [{ name: 'mode', valueCode: mode }] : [])] });
