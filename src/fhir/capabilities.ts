@@ -1,6 +1,7 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4';
 import type { Services } from './context';
 import { ESTIMATE_LIMIT } from '../search/plan';
+import { OPERATIONS, type Operation } from './operations';
 
 const cache = new Map<string, CapabilityStatement>();
 
@@ -27,10 +28,10 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
   for (const source of svc.resourceTypes) {
     for (const p of referenceParams(source)) for (const target of p.targets) revIncludes.set(target, [...(revIncludes.get(target) ?? []), `${source}:${p.code}`]);
   }
-  const operations = (type: string) => [
-    ...(svc.validator ? [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }] : []),
-    ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
-  ];
+  const offered = OPERATIONS.filter((o) => o.available?.(svc) ?? true);
+  const named = (o: Operation) => ({ name: o.name, definition: o.definition.replace('{base}', baseUrl) });
+  const described = (o: Operation) => ({ ...named(o), ...(o.documentation ? { documentation: o.documentation } : {}) });
+  const operations = (type: string) => offered.filter((o) => (o.levels.includes('type') || o.levels.includes('instance')) && (!o.types || o.types.includes(type))).map(named);
   const required = svc.validator?.required.describe() ?? {};
   const resources: CapabilityStatementRestResource[] = [...svc.resourceTypes].map((type) => ({
     type,
@@ -82,10 +83,7 @@ export function capabilityStatement(svc: Services, baseUrl: string): CapabilityS
             .filter((p) => p.searchable && p.url.startsWith('http://hl7.org/fhir/SearchParameter/Resource-'))
             .map((p) => ({ name: p.code, definition: p.url, type: p.type })),
         ],
-        operation: [
-          ...(svc.validator ? [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate', documentation: 'POST [base]/$validate: the resource as the body or in a Parameters resource parameter' }] : []),
-          { name: 'reindex', definition: `${baseUrl}/OperationDefinition/reindex`, documentation: 'Makes the stored SearchParameter resources searchable: POST starts a background job (202, Content-Location of its progress); GET shows it; DELETE cancels it.' },
-        ],
+        operation: offered.filter((o) => o.levels.includes('system')).map(described),
         compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
         ...(svc.oauthUris ? { security: smartSecurity(svc.oauthUris) } : {}),
       },

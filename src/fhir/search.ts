@@ -127,7 +127,7 @@ async function withContainers(svc: Services, req: FhirRequest, matches: StoredVe
 }
 
 /** Runs a plan and answers with a searchset Bundle. */
-async function answer(svc: Services, req: FhirRequest, self: string, params: [string, string][], parsed: ParsedSearch, ignored: string[]): Promise<FhirResponse> {
+export async function answer(svc: Services, req: FhirRequest, self: string, params: [string, string][], parsed: ParsedSearch, ignored: string[]): Promise<FhirResponse> {
   // the token's confinement (patient compartment, granular scope queries) on every scope of the plan
   const scopes = restrictScopes(svc, req.access, parsed.plan.scopes);
   if (scopes.length === 0) throw new FhirError(403, 'forbidden', `The token's scopes do not allow searching ${[...new Set(parsed.plan.scopes.map((s) => s.type))].slice(0, 5).join(', ')}`);
@@ -192,32 +192,3 @@ export async function systemSearch(svc: Services, req: FhirRequest, params: [str
   const parsed = { ...first!, plan: { ...first!.plan, scopes } };
   return answer(svc, req, req.baseUrl, params, parsed, []);
 }
-
-/** `Patient/123/$everything`: the patient and everything in their compartment. */
-export async function everything(svc: Services, req: FhirRequest, id: string): Promise<FhirResponse> {
-  const patient = await svc.store.read('Patient', id);
-  if (!patient) throw notFound(`Patient/${id} is not known`);
-  await ensureVisible(svc, req.access, patient, req.baseUrl);
-  if (patient.deleted) throw notFound(`Patient/${id} is not known`);
-  const allowed = new Set(['_since', '_type', '_count', '_cursor', '_format', '_pretty']);
-  for (const [k] of req.query) if (!allowed.has(k)) throw badRequest(`$everything does not take the parameter "${k}" (it takes _since, _type, _count)`);
-  const since = req.query.find(([k]) => k === '_since')?.[1];
-  const typeFilter = req.query.filter(([k]) => k === '_type').flatMap(([, v]) => v.split(','));
-  const all = patientCompartmentTypes(svc.resourceTypes);
-  for (const t of typeFilter) if (!all.includes(t)) throw badRequest(`_type: ${t} is not in the Patient compartment`);
-  const types = typeFilter.length ? typeFilter : all;
-  const criteria: [string, string][] = since ? [['_lastUpdated', `ge${since}`]] : [];
-  const control = req.query.filter(([k]) => k === '_count' || k === '_cursor');
-  const scopes: Scope[] = [];
-  let first: ParsedSearch | undefined;
-  for (const t of types) {
-    const parsed = parseSearch(svc.registry, t, [...criteria, ...control], { strict: true, defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount, baseUrl: req.baseUrl });
-    first ??= parsed;
-    scopes.push({ type: t, conditions: [compartmentCondition(t, id)!, ...parsed.plan.scopes[0].conditions] });
-  }
-  const plan: SearchPlan = { ...first!.plan, scopes };
-  // and what those resources reference (practitioners, organisations, locations, medications...), as the operation defines
-  const referenced: Include = { reverse: false, sourceType: '*', param: '*', iterate: false };
-  return answer(svc, req, `${req.baseUrl}/Patient/${id}/$everything`, req.query, { ...first!, plan, includes: [referenced] }, []);
-}
-

@@ -1,8 +1,9 @@
-import { badRequest, FhirError, operationOutcome, type Issue } from '../outcome';
-import { ensureVisible, requirePermission } from '../policy/access';
-import type { FhirRequest, FhirResponse, Services } from './context';
-import { checkDeleteOf, checkWriteOf, guardOf, updateBody } from './interactions';
-import { resourceBody, stamp } from './resource';
+import { badRequest, FhirError, operationOutcome, type Issue } from '../../outcome';
+import { ensureVisible, requirePermission } from '../../policy/access';
+import type { FhirRequest, FhirResponse, Services } from '../context';
+import { checkDeleteOf, checkWriteOf, guardOf, updateBody } from '../interactions';
+import { resourceBody, stamp } from '../resource';
+import type { Operation } from './operation';
 
 /**
  * $validate at system level (POST [base]/$validate), type level (POST [base]/[type]/$validate) and
@@ -66,7 +67,7 @@ function readParams(req: FhirRequest): Params {
 const outcome = (issues: Issue[]): FhirResponse => ({ status: 200, headers: {}, body: operationOutcome(issues.length ? issues : [{ severity: 'information', code: 'informational', diagnostics: 'Validation successful: no issues found' }]) });
 
 /** `type` undefined: system level (the type is the resource's). */
-export async function validateOperation(svc: Services, req: FhirRequest, type: string | undefined, id?: string): Promise<FhirResponse> {
+async function validate(svc: Services, req: FhirRequest, type: string | undefined, id?: string): Promise<FhirResponse> {
   if (!svc.validator) throw new FhirError(501, 'not-supported', 'Validation is not available on this server');
   const { resource, mode: given, profile } = readParams(req);
   if (given !== undefined && !MODES.has(given)) throw badRequest(`Unknown $validate mode "${given}" (create, update or delete)`, "Parameters.parameter.where(name='mode')");
@@ -97,3 +98,15 @@ export async function validateOperation(svc: Services, req: FhirRequest, type: s
     throw e;
   }
 }
+
+export const validateOperation: Operation = {
+  name: 'validate',
+  levels: ['system', 'type', 'instance'],
+  methods: ['POST'],
+  definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+  documentation: 'The checks of the write its mode simulates (create, update, delete), without storing: the resource as the body or in a Parameters resource parameter',
+  available: (svc) => !!svc.validator,
+  // the permission of the write it simulates, checked once the mode and the type are known
+  permission: () => undefined,
+  handler: (svc, req, target) => validate(svc, req, target.type, target.id),
+};
