@@ -14,6 +14,7 @@ import type { ResourceStore } from './store/types';
 import { loadValidator, type Validator } from './validation';
 import { profilesDir, readTgz } from './validation/packages';
 import { Reindexer } from './fhir/reindex';
+import { Hooks } from './fhir/hooks';
 import { UNIQUE_IDENTIFIERS } from './fhir/unique-identifiers';
 import fs from 'node:fs';
 import type { SearchParameter } from 'fhir/r4';
@@ -70,6 +71,7 @@ export async function createServices(config: Config, store: ResourceStore = crea
     config,
     resourceTypes: r4ResourceTypes(),
     startedAt: new Date(),
+    hooks: new Hooks(log),
     validator,
     expandValueSet: (url) => {
       const e = validator.engine.terminology.expand(url);

@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Bundle, BundleEntry, FhirResource as Resource } from 'fhir/r4';
 import { badRequest, FhirError, operationOutcome, preconditionFailed } from '../outcome';
 import type { FhirRequest, FhirResponse, Method, Services } from './context';
+import type { CommittedWrite } from './hooks';
 import { conditionalMatches, parseQueryString, pathSegments } from './interactions';
 import { dispatch } from './dispatch';
 import { checkType, ID_RE, parseClientJson } from './resource';
@@ -271,7 +272,13 @@ export async function processBundle(svc: Services, req: FhirRequest): Promise<Fh
     if (!svc.store.supportsTransactions) {
       throw new FhirError(501, 'not-supported', 'Transaction Bundles need multi-document transactions, which this MongoDB deployment does not offer (a replica set or a sharded cluster does); send a batch instead');
     }
-    results = await svc.store.transaction((tx) => runTransaction({ ...svc, store: tx }, req, entries));
+    // the entries' afterCommit waits for the transaction to commit; a rolled-back one has none
+    const committed: CommittedWrite[] = [];
+    results = await svc.store.transaction((tx) => {
+      committed.length = 0; // MongoDB may run the transaction again after a transient error
+      return runTransaction({ ...svc, store: tx, pendingCommits: committed }, req, entries);
+    });
+    for (const c of committed) await svc.hooks.afterCommit(c);
   } else {
     results = await runBatch(svc, req, entries);
   }

@@ -4,6 +4,7 @@ import type { SearchParamRegistry } from '../search/registry';
 import type { ResourceStore } from '../store/types';
 import type { Validator } from '../validation';
 import type { Reindexer } from './reindex';
+import type { CommittedWrite, Hooks } from './hooks';
 
 /** What the interactions work with. A transaction swaps `store` for its transactional view. */
 export interface Services {
@@ -21,6 +22,13 @@ export interface Services {
   reindexer?: Reindexer;
   /** base R4 + profile validation of every write and of $validate (src/validation) */
   validator?: Validator;
+  /** the hook points every path to the data passes (src/fhir/hooks.ts) */
+  hooks: Hooks;
+  /**
+   * Within a transaction: the writes committed so far, whose afterCommit waits for the transaction to
+   * commit (and is dropped if it rolls back).
+   */
+  pendingCommits?: CommittedWrite[];
   /** the SMART endpoints, for the CapabilityStatement's security section (set when authorization is on) */
   oauthUris?: { authorize: string; token: string; introspect: string; revoke: string; register?: string; manage?: string };
 }

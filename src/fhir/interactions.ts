@@ -6,7 +6,7 @@ import { emptyIndex, extractIndex, type IndexEntries } from '../search/extract';
 import { parseCount, parseSearch } from '../search/parse';
 import type { SearchPlan } from '../search/plan';
 import { dateRange } from '../search/values';
-import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
+import type { Mutator, StoredVersion, WriteInput, WriteResult } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
 import { historyBundle } from './bundles';
@@ -83,6 +83,24 @@ async function uniquely(written: () => Resource | undefined, write: () => Promis
   }
 }
 
+/**
+ * A write through the hook points: beforeWrite inside the store's atomic section, after the
+ * interaction's own checks; afterCommit once it committed (in a transaction, once the transaction
+ * committed: see pendingCommits).
+ */
+async function write(svc: Services, req: FhirRequest, type: string, id: string, mutate: Mutator): Promise<WriteResult> {
+  const result = await svc.store.write(type, id, (current, next) => {
+    const input = mutate(current, next);
+    return input && svc.hooks.beforeWrite({ req, type, id, current, input });
+  });
+  if (!result.unchanged) {
+    const committed = { req, type, id, result };
+    if (svc.pendingCommits) svc.pendingCommits.push(committed);
+    else await svc.hooks.afterCommit(committed);
+  }
+  return result;
+}
+
 export const guardOf = (svc: Services, req: FhirRequest, perm: 'c' | 'u' | 'd', type: string, id: string) => writeGuard(svc, req.access, perm, type, id, req.baseUrl);
 
 function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what: string): void {
@@ -93,11 +111,24 @@ function checkIfMatch(req: FhirRequest, current: StoredVersion | undefined, what
 }
 
 /** The answer to a successful write, shaped by `Prefer: return`. */
-export function writeResponse(svc: Services, req: FhirRequest, status: number, v: StoredVersion, message: string, warnings: Issue[] = []): FhirResponse {
+export async function writeResponse(svc: Services, req: FhirRequest, status: number, v: StoredVersion, message: string, warnings: Issue[] = []): Promise<FhirResponse> {
   const headers = versionHeaders(v, req.baseUrl, status === 201 || req.method !== 'DELETE');
   if (req.prefer.return === 'minimal') return { status, headers };
   if (req.prefer.return === 'OperationOutcome') return { status, headers, body: warnings.length ? operationOutcome([...informational(message).issue.map((i) => ({ severity: i.severity, code: i.code, diagnostics: i.diagnostics! })), ...warnings]) : informational(message) };
-  return v.json ? { status, headers, raw: v.json } : { status, headers };
+  // the resource goes back as willShow lets it (masked, or not at all)
+  const shown = v.json ? await svc.hooks.show(req, v) : undefined;
+  return shown?.json ? { status, headers, raw: shown.json } : { status, headers };
+}
+
+/**
+ * A version a read or vread is to show: 404 (as for an unknown one) when the token may not see it
+ * (the policy) or a willShow consumer keeps it unseen; else the version as it may be shown.
+ */
+async function shownVersion(svc: Services, req: FhirRequest, v: StoredVersion): Promise<StoredVersion> {
+  await ensureVisible(svc, req.access, v, req.baseUrl);
+  const shown = await svc.hooks.show(req, v);
+  if (!shown) throw notFound(`${v.type}/${v.id} is not known`);
+  return shown;
 }
 
 /** The search criteria of a conditional interaction's query (what shapes the answer is not one). */
@@ -182,7 +213,7 @@ async function createNew(svc: Services, req: FhirRequest, type: string, body: Re
   const guard = await guardOf(svc, req, 'c', type, id);
   const checked = checkWriteOf(svc, req, guard, stamp(body, id, 1, Date.now()));
   const result = await uniquely(() => body, () =>
-    svc.store.write(type, id, (current, next) => {
+    write(svc, req, type, id, (current, next) => {
       if (current) throw new FhirError(409, 'duplicate', `${type}/${id} already exists`);
       return { resource: stamp(body, id, next.versionId, next.lastUpdated), index: checked.index };
     }),
@@ -192,9 +223,9 @@ async function createNew(svc: Services, req: FhirRequest, type: string, body: Re
 }
 
 export async function read(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
-  const v = await svc.store.read(type, id);
-  if (!v) throw notFound(`${type}/${id} is not known`);
-  await ensureVisible(svc, req.access, v, req.baseUrl);
+  const stored = await svc.store.read(type, id);
+  if (!stored) throw notFound(`${type}/${id} is not known`);
+  const v = await shownVersion(svc, req, stored);
   if (v.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`, undefined, { ETag: etag(v.versionId), 'Last-Modified': httpDate(v.lastUpdated) });
   const headers = versionHeaders(v, req.baseUrl, false);
   if (req.ifNoneMatch !== undefined && versionOfEtag(req.ifNoneMatch) === String(v.versionId)) return { status: 304, headers };
@@ -207,9 +238,9 @@ export async function read(svc: Services, req: FhirRequest, type: string, id: st
 
 export async function vread(svc: Services, req: FhirRequest, type: string, id: string, vid: string): Promise<FhirResponse> {
   const n = Number(vid);
-  const v = /^\d+$/.test(vid) ? await svc.store.vread(type, id, n) : undefined;
-  if (!v) throw notFound(`${type}/${id} has no version ${vid}`);
-  await ensureVisible(svc, req.access, v, req.baseUrl);
+  const stored = /^\d+$/.test(vid) ? await svc.store.vread(type, id, n) : undefined;
+  if (!stored) throw notFound(`${type}/${id} has no version ${vid}`);
+  const v = await shownVersion(svc, req, stored);
   if (v.deleted) throw new FhirError(410, 'deleted', `Version ${vid} of ${type}/${id} is a deletion`, undefined, { ETag: etag(v.versionId) });
   return { status: 200, headers: versionHeaders(v, req.baseUrl, false), raw: v.json };
 }
@@ -220,7 +251,7 @@ export async function update(svc: Services, req: FhirRequest, type: string, id: 
   const guard = await guardOf(svc, req, 'u', type, id);
   const checked = checkWriteOf(svc, req, guard, stamp(body, id, 1, Date.now()));
   const result = await uniquely(() => body, () =>
-    svc.store.write(type, id, (current, next) => {
+    write(svc, req, type, id, (current, next) => {
       guard.existing(current);
       checkIfMatch(req, current, `${type}/${id}`);
       return { resource: stamp(body, id, next.versionId, next.lastUpdated), index: checked.index };
@@ -296,7 +327,7 @@ export async function patch(svc: Services, req: FhirRequest, type: string, id: s
   const guard = await guardOf(svc, req, 'u', type, id);
   let patched: Resource | undefined;
   const result = await uniquely(() => patched, () =>
-    svc.store.write(type, id, (current, next) => {
+    write(svc, req, type, id, (current, next) => {
       if (!current) throw notFound(`${type}/${id} is not known`);
       guard.existing(current);
       if (current.deleted) throw new FhirError(410, 'deleted', `${type}/${id} was deleted`);
@@ -330,7 +361,7 @@ export function checkDeleteOf(guard: WriteGuard, type: string, id: string, curre
 
 export async function remove(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   const guard = await guardOf(svc, req, 'd', type, id);
-  const result = await svc.store.write(type, id, (current) => {
+  const result = await write(svc, req, type, id, (current) => {
     checkDeleteOf(guard, type, id, current);
     checkIfMatch(req, current, `${type}/${id}`);
     if (current.deleted) return null;
@@ -367,12 +398,13 @@ export async function history(svc: Services, req: FhirRequest, type?: string, id
   if (type && id) {
     const current = await svc.store.read(type, id);
     if (!current) throw notFound(`${type}/${id} is not known`);
-    await ensureVisible(svc, req.access, current, req.baseUrl);
+    await shownVersion(svc, req, current);
   }
   const page = await svc.store.history({ type, id, since, count, cursor });
   // a confined token sees the versions it may see, each judged on its own content (a page may then
   // hold fewer entries), and no count of the versions it may not see
   if (req.access && isConfined(req.access)) page.items = await visible(svc, req.access, page.items, id ? 'r' : 's', req.baseUrl);
+  page.items = await svc.hooks.willShow(req, page.items);
   // the total is only known (and only given) when the first page holds every version; a confined token's, of what it may see
   page.total = !cursor && !page.next ? page.items.length : undefined;
   const self = [req.baseUrl, type, id, '_history'].filter(Boolean).join('/');

@@ -86,7 +86,8 @@ async function included(svc: Services, req: FhirRequest, matches: StoredVersion[
       }
     }
     // only what the token may see is included, or followed further
-    const shown = await visible(svc, req.access, found, 's', req.baseUrl);
+    // what the token may see, as willShow lets it
+    const shown = await svc.hooks.willShow(req, await visible(svc, req.access, found, 's', req.baseUrl));
     out.push(...shown);
     frontier = shown;
   }
@@ -123,7 +124,7 @@ async function withContainers(svc: Services, req: FhirRequest, matches: StoredVe
   const refs = [...new Map(matches.map((v) => (v.container ? [`${v.container.type}/${v.container.id}`, { type: v.container.type, id: v.container.id }] : [refOf(v), { type: v.type, id: v.id }]))).values()];
   const found = new Map((await svc.store.readMany(refs)).map((v) => [refOf(v), v]));
   const containers = refs.map((r) => found.get(`${r.type}/${r.id}`)).filter((v): v is StoredVersion => !!v);
-  return visible(svc, req.access, containers, 's', req.baseUrl);
+  return svc.hooks.willShow(req, await visible(svc, req.access, containers, 's', req.baseUrl));
 }
 
 /** Runs a plan and answers with a searchset Bundle. */
@@ -133,17 +134,20 @@ export async function answer(svc: Services, req: FhirRequest, self: string, para
   if (scopes.length === 0) throw new FhirError(403, 'forbidden', `The token's scopes do not allow searching ${[...new Set(parsed.plan.scopes.map((s) => s.type))].slice(0, 5).join(', ')}`);
   parsed = { ...parsed, plan: { ...parsed.plan, scopes } };
   const page = await svc.store.search(parsed.plan);
+  // what may leave the server (willShow), and from it only, the containers and the includes
+  const shown = await svc.hooks.willShow(req, page.items);
   // a first page that holds every match gives its total for free
-  if (page.total === undefined && !parsed.plan.cursor && !page.next && parsed.plan.count > 0 && !params.some(([k]) => k === '_total')) page.total = page.items.length;
-  const entries: BundleMatch[] = (await withContainers(svc, req, page.items, parsed.containedType)).map((v) => ({
+  if (page.total === undefined && !parsed.plan.cursor && !page.next && parsed.plan.count > 0 && !params.some(([k]) => k === '_total')) page.total = shown.length;
+  const matches = await withContainers(svc, req, shown, parsed.containedType);
+  const entries: BundleMatch[] = matches.map((v) => ({
     version: v,
     mode: 'match',
     json: shape(v.json!, parsed.summary, parsed.elements),
     fullUrl: v.container ? `${req.baseUrl}/${v.container.type}/${v.container.id}#${v.container.cid}` : undefined,
   }));
   const issues: Issue[] = ignored.map((p) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Search parameter "${p}" is not known to this server and was ignored` }));
-  if (parsed.includes.length > 0 && page.items.length > 0) {
-    const inc = await included(svc, req, page.items, parsed.includes);
+  if (parsed.includes.length > 0 && shown.length > 0) {
+    const inc = await included(svc, req, shown, parsed.includes);
     entries.push(...inc.resources.map((v) => ({ version: v, mode: 'include' as const, json: v.json! })));
     if (inc.capped) issues.push({ severity: 'warning', code: 'too-costly', diagnostics: `_include/_revinclude matched more than ${svc.config.maxIncludes} resources for this page; only the first ${svc.config.maxIncludes} are included (use a smaller _count)` });
   }

@@ -159,6 +159,7 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
     const start = process.hrtime.bigint();
+    res.locals.startedAt = start;
     res.on('finish', () => {
       log.info({ reqId: id, method: req.method, route: res.locals.route ?? 'other', status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 }, 'request');
     });
@@ -210,8 +211,14 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
         baseUrl: svc.config.baseUrl ?? `${req.protocol}://${req.get('host')}/fhir`,
       };
       if (!(path.length === 1 && path[0] === 'metadata')) {
-        if (!auth) throw new FhirError(401, 'login', 'Authorization is not configured on this server: no request can be authorized', undefined, { 'WWW-Authenticate': 'Bearer' });
-        fr.access = await auth.verify(req.get('authorization'));
+        try {
+          if (!auth) throw new FhirError(401, 'login', 'Authorization is not configured on this server: no request can be authorized', undefined, { 'WWW-Authenticate': 'Bearer' });
+          fr.access = await auth.verify(req.get('authorization'));
+        } catch (error) {
+          // refused before it could start: the hooks still learn how it ended (an audit of refused attempts)
+          await svc.hooks.requestComplete({ req: fr, error, ms: Number(process.hrtime.bigint() - res.locals.startedAt) / 1e6 });
+          throw error;
+        }
       }
       const answer = await withTimeBudget(svc.config.requestTimeLimitMs, () => dispatch(svc, fr));
       if (native) sendNativeBinary(res, answer);

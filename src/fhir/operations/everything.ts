@@ -12,7 +12,7 @@ async function everything(svc: Services, req: FhirRequest, id: string): Promise<
   const patient = await svc.store.read('Patient', id);
   if (!patient) throw notFound(`Patient/${id} is not known`);
   await ensureVisible(svc, req.access, patient, req.baseUrl);
-  if (patient.deleted) throw notFound(`Patient/${id} is not known`);
+  if (patient.deleted || !(await svc.hooks.show(req, patient))) throw notFound(`Patient/${id} is not known`);
   const allowed = new Set(['_since', '_type', '_count', '_cursor', '_format', '_pretty']);
   for (const [k] of req.query) if (!allowed.has(k)) throw badRequest(`$everything does not take the parameter "${k}" (it takes _since, _type, _count)`);
   const since = req.query.find(([k]) => k === '_since')?.[1];
