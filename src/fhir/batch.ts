@@ -90,6 +90,7 @@ function toRequest(outer: FhirRequest, e: Entry, body: unknown, assignedId?: str
     baseUrl: outer.baseUrl,
     assignedId,
     access: outer.access,
+    decisions: [],
   };
 }
 

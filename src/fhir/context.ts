@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import type { Access } from '../policy/access';
+import type { Decision } from '../policy/decision';
 import type { SearchParamRegistry } from '../search/registry';
 import type { ResourceStore } from '../store/types';
 import type { Validator } from '../validation';
@@ -63,6 +64,8 @@ export interface FhirRequest {
    * server's own work (background jobs) runs without; the HTTP layer always sets it.
    */
   access?: Access;
+  /** what the policy decided for this request, each with the rule that decided (for the audit trail) */
+  decisions?: Decision[];
 }
 
 export interface FhirResponse {

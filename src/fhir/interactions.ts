@@ -8,7 +8,7 @@ import type { SearchPlan } from '../search/plan';
 import { dateRange } from '../search/values';
 import type { Mutator, StoredVersion, WriteInput, WriteResult } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
-import { checkId, etag, httpDate, iso, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
+import { checkId, etag, httpDate, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
 import { historyBundle } from './bundles';
 import { uniqueIdentifierError } from './unique-identifiers';
 import { UniqueKeyError } from '../store/errors';

@@ -141,7 +141,8 @@ export async function route(svc: Services, req: FhirRequest): Promise<FhirRespon
   if (operation) {
     const { op, target } = operation;
     if (!op.methods.includes(req.method)) throw methodNotAllowed(req.method, op.methods, `$${op.name}`);
-    op.permission(req, target);
+    const decision = op.permission(req, target);
+    if (decision) req.decisions?.push(decision);
     return op.handler(svc, req, target);
   }
   const match = matchRoute(svc, req.path);
@@ -154,7 +155,7 @@ export async function route(svc: Services, req: FhirRequest): Promise<FhirRespon
   if (!m) throw methodNotAllowed(req.method, Object.keys(match.route.methods), match.route.what);
   if (m.permission) {
     const [perm, type] = m.permission(match.params);
-    requirePermission(req.access, perm, type);
+    req.decisions?.push(requirePermission(req.access, perm, type));
   }
   return m.run(svc, req, match.params);
 }

@@ -1,13 +1,13 @@
 import type { OperationOutcome } from 'fhir/r4';
-import { badRequest, FhirError, notFound, operationOutcome, type Issue } from '../outcome';
+import { badRequest, FhirError, operationOutcome, type Issue } from '../outcome';
 import { r4Elements } from '../r4';
 import { compartmentCondition, patientCompartmentTypes } from '../search/compartment';
 import { parseSearch, type ParsedSearch, type Summary } from '../search/parse';
-import type { Include, Scope, SearchPlan } from '../search/plan';
+import type { Include, Scope } from '../search/plan';
 import type { StoredVersion } from '../store/types';
 import type { FhirRequest, FhirResponse, Services } from './context';
 import { searchBundle, type BundleMatch } from './bundles';
-import { ensureVisible, requirePermission, restrictScopes, visible } from '../policy/access';
+import { forbidden, requirePermission, restrictScopes, visible } from '../policy/access';
 
 const MAX_ITERATIONS = 4;
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED', display: 'subsetted' };
@@ -131,7 +131,7 @@ async function withContainers(svc: Services, req: FhirRequest, matches: StoredVe
 export async function answer(svc: Services, req: FhirRequest, self: string, params: [string, string][], parsed: ParsedSearch, ignored: string[]): Promise<FhirResponse> {
   // the token's confinement (patient compartment, granular scope queries) on every scope of the plan
   const scopes = restrictScopes(svc, req.access, parsed.plan.scopes);
-  if (scopes.length === 0) throw new FhirError(403, 'forbidden', `The token's scopes do not allow searching ${[...new Set(parsed.plan.scopes.map((s) => s.type))].slice(0, 5).join(', ')}`);
+  if (scopes.length === 0) throw forbidden(`The token's scopes do not allow searching ${[...new Set(parsed.plan.scopes.map((s) => s.type))].slice(0, 5).join(', ')}`);
   parsed = { ...parsed, plan: { ...parsed.plan, scopes } };
   const page = await svc.store.search(parsed.plan);
   // what may leave the server (willShow), and from it only, the containers and the includes

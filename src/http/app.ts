@@ -209,6 +209,7 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
         ifModifiedSince: req.get('if-modified-since'),
         prefer: parsePrefer(req.get('prefer')),
         baseUrl: svc.config.baseUrl ?? `${req.protocol}://${req.get('host')}/fhir`,
+        decisions: [],
       };
       if (!(path.length === 1 && path[0] === 'metadata')) {
         try {

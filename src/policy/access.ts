@@ -9,13 +9,18 @@
  *    scanning resources; for what is shown by id (read, vread, history, includes), the same
  *    conditions judged on each version's own content (`visible`); for writes, the resource as it is
  *    and as it will be (`writeGuard`);
- * 3. the patient's own access rules (`patientRules`): a hook, not yet implemented, for the Consent
- *    resources of a later issue. It sees the decision of steps 1 and 2 and may only narrow it.
+ * 3. the patient's own access rules (Consent, masking, emergency access: a later issue) plug in as
+ *    hook consumers (src/fhir/hooks.ts: willShow, beforeWrite) registered with the services; they
+ *    see what steps 1 and 2 let through and may only narrow it.
+ *
+ * Every answer is a decision (src/policy/decision.ts) naming the rule that decided: an allow, or a
+ * Refusal (the FHIR error the client gets) carrying its deny.
  *
  * The scope is a ceiling, not a grant: step 3 may refuse what the scopes allow.
  */
 import type { Resource } from 'fhir/r4';
-import { FhirError, notFound } from '../outcome';
+import { FhirError } from '../outcome';
+import { allow, refuse, type Decision, type Refusal } from './decision';
 import { compartmentCondition, compartmentLinks, patientCompartmentParams } from '../search/compartment';
 import { extractIndex, type IndexEntries } from '../search/extract';
 import { matchesAll, paramsOf, type ScopeLookup } from '../search/match';
@@ -64,8 +69,9 @@ export function accessFromToken(claims: { client_id: string; sub?: string; scope
 
 const PERMISSION_NAME: Record<Permission, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
 
-export function forbidden(message: string): FhirError {
-  return new FhirError(403, 'forbidden', message);
+/** A 403 for `rule` (the token's scopes unless said otherwise), carrying its decision. */
+export function forbidden(message: string, rule = 'scope'): Refusal {
+  return refuse(rule, message);
 }
 
 /** The token's scopes that grant `perm` on `type`, usable with this token (a patient/ scope needs a patient context). */
@@ -77,9 +83,14 @@ export function allows(access: Access | undefined, perm: Permission, type: strin
   return access === undefined || matching(access, perm, type).length > 0;
 }
 
-/** Step 1: the scope check. `access` undefined is the server itself (background jobs), never an HTTP request. */
-export function requirePermission(access: Access | undefined, perm: Permission, type: string): void {
-  if (!access || matching(access, perm, type).length > 0) return;
+/**
+ * Step 1: the scope check: the decision that allows it (the scope that grants it), or a refusal.
+ * `access` undefined is the server itself (background jobs), never an HTTP request.
+ */
+export function requirePermission(access: Access | undefined, perm: Permission, type: string): Decision {
+  if (!access) return allow('server', 'the server’s own work');
+  const granting = matching(access, perm, type);
+  if (granting.length > 0) return allow('scope', `${PERMISSION_NAME[perm]} on ${type} granted by ${granting.map((g) => g.text).join(', ')}`);
   const patientScopes = access.scopes.some((s) => s.context === 'patient' && (s.type === '*' || s.type === type) && s.permissions.has(perm));
   if (patientScopes) throw forbidden(`The token has patient/ scopes for ${type} but no patient context`);
   throw forbidden(`The token's scopes do not allow ${PERMISSION_NAME[perm]} on ${type} (it has: ${access.scope || 'no scope'})`);
@@ -91,11 +102,12 @@ export function isConfined(access: Access): boolean {
 }
 
 /** Only a system/ token with every permission on every type (the administrator's) passes. */
-export function requireAdministrator(access: Access | undefined, what: string): void {
-  if (!access) return;
+export function requireAdministrator(access: Access | undefined, what: string): Decision {
+  if (!access) return allow('server', 'the server’s own work');
   if (!access.scopes.some((s) => s.context === 'system' && s.type === '*' && ['c', 'r', 'u', 'd', 's'].every((p) => s.permissions.has(p as Permission)))) {
-    throw forbidden(`${what} needs a system/*.cruds token`);
+    throw forbidden(`${what} needs a system/*.cruds token`, 'administrator');
   }
+  return allow('administrator', `${what} by the administrator's system/*.cruds token`);
 }
 
 /** The conditions of a granular scope's query, parsed by the same parser as a search. */
@@ -116,7 +128,7 @@ export function restriction(svc: PolicyServices, access: Access | undefined, per
   if (!access) return [];
   const scopes = matching(access, perm, type);
   if (scopes.length === 0) throw forbidden(`The token's scopes do not allow ${PERMISSION_NAME[perm]} on ${type}`);
-  // user/ and system/ scopes without query: nothing more (the patient's rules plug in at patientRules)
+  // user/ and system/ scopes without query: nothing more (the patient's rules plug in as hook consumers)
   if (scopes.some((s) => s.context !== 'patient' && !s.query)) return [];
   const confined = scopes.every((s) => s.context === 'patient');
   const conditions: Condition[] = [];
@@ -129,7 +141,7 @@ export function restriction(svc: PolicyServices, access: Access | undefined, per
   const alternatives = scopes.map((s) => queryConditions(svc, type, s.query!));
   if (!confined && scopes.some((s) => s.context === 'patient')) throw forbidden(`The token mixes patient/ and user/ or system/ scopes with queries for ${type}; ask for one kind`);
   if (alternatives.length === 1) return [...conditions, ...alternatives[0]];
-  if (alternatives.some((a) => a.length !== 1)) throw forbidden(`The token holds several granular scopes for ${type} with more than one criterion each; this server combines granular scopes of one criterion only`);
+  if (alternatives.some((a) => a.length !== 1)) throw forbidden(`The token holds several granular scopes for ${type} with more than one criterion each; this server combines granular scopes of one criterion only`, 'granular-scope');
   return [...conditions, { kind: 'any', conditions: alternatives.map((a) => a[0]) }];
 }
 
@@ -219,12 +231,14 @@ export async function visible(svc: PolicyServices, access: Access | undefined, v
     const index = extractIndex(svc.registry, JSON.parse(judged.json) as Resource, baseUrl, paramsOf(conditions));
     if (await matchesAll(conditions, { type: v.type, id: v.id, lastUpdated: judged.lastUpdated, index }, lookup)) out.push(v);
   }
-  return patientRules(access, out);
+  return out;
 }
 
 /** Throws 404 (the same answer as for an unknown resource) when the token may not see this version. */
 export async function ensureVisible(svc: PolicyServices, access: Access | undefined, v: StoredVersion, baseUrl?: string, perm: 'r' | 's' = 'r'): Promise<void> {
-  if ((await visible(svc, access, [v], perm, baseUrl)).length === 0) throw notFound(`${v.type}/${v.id} is not known`);
+  if ((await visible(svc, access, [v], perm, baseUrl)).length > 0) return;
+  const rule = access?.scopes.some((s) => s.context === 'patient') ? 'compartment' : 'granular-scope';
+  throw refuse(rule, `${v.type}/${v.id} is not known`, true);
 }
 
 /**
@@ -251,10 +265,10 @@ export async function writeGuard(svc: PolicyServices, access: Access | undefined
   if (!access) return FREE;
   const scopes = matching(access, perm, type).filter((s) => !s.query);
   if (scopes.length === 0) {
-    if (matching(access, perm, type).length > 0) throw forbidden(`Granular scopes (with a query) do not allow ${PERMISSION_NAME[perm]}; ask for ${access.scopes.find((s) => s.query)?.context ?? 'patient'}/${type}.${perm} without query`);
+    if (matching(access, perm, type).length > 0) throw forbidden(`Granular scopes (with a query) do not allow ${PERMISSION_NAME[perm]}; ask for ${access.scopes.find((s) => s.query)?.context ?? 'patient'}/${type}.${perm} without query`, 'granular-scope');
     requirePermission(access, perm, type);
   }
-  if (scopes.some((s) => s.context !== 'patient')) return { existing: () => patientRulesForWrite(access, type, id), next: () => undefined };
+  if (scopes.some((s) => s.context !== 'patient')) return FREE;
   const own = `Patient/${access.patient!}`;
   const params = new Set(patientCompartmentParams(type));
   const linksOf = (v: StoredVersion) => compartmentLinks(type, id, extractIndex(svc.registry, JSON.parse(v.json!) as Resource, baseUrl, params));
@@ -267,25 +281,13 @@ export async function writeGuard(svc: PolicyServices, access: Access | undefined
       if (!current) return;
       if (current.deleted && current.versionId !== before?.versionId) throw new FhirError(409, 'conflict', `${type}/${id} changed while this request was being checked; send it again`);
       const links = current.deleted ? lastLiveLinks : linksOf(current);
-      if (!links.includes(own)) throw notFound(`${type}/${id} is not known`);
-      patientRulesForWrite(access, type, id);
+      if (!links.includes(own)) throw refuse('compartment', `${type}/${id} is not known`, true);
     },
     next(t, i, index) {
       const links = compartmentLinks(t, i, index);
       const foreign = links.filter((l) => l !== own);
-      if (links.length === 0) throw forbidden(`A patient/ token writes only in its patient's compartment: this ${t} would not be in the compartment of ${own}`);
-      if (foreign.length > 0) throw forbidden(`A patient/ token writes only resources of its own patient: this ${t} also points to ${foreign.join(', ')}`);
+      if (links.length === 0) throw forbidden(`A patient/ token writes only in its patient's compartment: this ${t} would not be in the compartment of ${own}`, 'compartment-link');
+      if (foreign.length > 0) throw forbidden(`A patient/ token writes only resources of its own patient: this ${t} also points to ${foreign.join(', ')}`, 'compartment-link');
     },
   };
 }
-
-/**
- * Step 3, the patient's access rules (Consent), for reads. Not implemented yet: it returns what the
- * scopes allowed. The later issue filters `versions` here (and adds conditions in restriction()).
- */
-export function patientRules(_access: Access, versions: StoredVersion[]): StoredVersion[] {
-  return versions;
-}
-
-/** Step 3 for writes: not implemented yet (allows what the scopes allowed). */
-export function patientRulesForWrite(_access: Access, _type: string, _id: string): void {}

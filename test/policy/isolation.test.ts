@@ -4,6 +4,8 @@ import path from 'node:path';
 import { eachEngine, FHIR_JSON, ids, anonymous, request } from '../helpers/http';
 import { withTransactions } from '../helpers/engines';
 import { authorizeThroughForms, exchangeCode, pkce } from '../helpers/smart';
+import type { CompletedRequest } from '../../src/fhir/hooks';
+import type { Refusal } from '../../src/policy/decision';
 import { esMessage } from '../helpers/french';
 
 /**
@@ -259,6 +261,23 @@ eachEngine(
       const containers = await a.get('/fhir/Observation?_contained=true&_containedType=container&code=2093-3');
       expect(entryIds(containers.body)).toEqual([`DiagnosticReport/${mine.id}`]);
       expect(JSON.stringify(containers.body)).not.toContain(theirs.id);
+    });
+
+    test('each answer carries the policy’s decision and the rule that decided it (what the audit trail records)', async () => {
+      const ended: CompletedRequest[] = [];
+      h.services.hooks.add({ name: 'decisions', requestComplete: (c) => void ended.push(c) });
+      const theirs = await h.create(allergy(B, '91935009'));
+      const a = as(tokenA);
+      await a.get(`/fhir/Patient/${A}`);
+      await a.get(`/fhir/AllergyIntolerance/${theirs.id}`);
+      await a.post('/fhir/AllergyIntolerance', allergy(A, '91935009', { asserter: { reference: `Patient/${B}` } }));
+      await a.get('/fhir/Practitioner?name=x');
+      const [read, hidden, linked, outOfScope] = ended.slice(-4);
+      expect(read.req.decisions).toEqual([{ effect: 'allow', rule: 'scope', reason: 'read on Patient granted by patient/*.cruds' }]);
+      expect((hidden.error as Refusal).decision).toEqual({ effect: 'deny', rule: 'compartment', reason: `AllergyIntolerance/${theirs.id} is not known` });
+      expect((hidden.error as Refusal).status).toBe(404);
+      expect((linked.error as Refusal).decision).toMatchObject({ effect: 'deny', rule: 'compartment-link' });
+      expect((outOfScope.error as Refusal).decision).toMatchObject({ effect: 'deny', rule: 'scope' });
     });
 
     test('If-Match on another patient’s resource answers 404, not its version', async () => {

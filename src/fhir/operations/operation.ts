@@ -1,3 +1,4 @@
+import type { Decision } from '../../policy/decision';
 import type { FhirRequest, FhirResponse, Method, Services } from '../context';
 
 /** Where an operation is called: on the base (`$op`), a type (`Type/$op`) or an instance (`Type/id/$op`). */
@@ -32,7 +33,7 @@ export interface Operation {
   documentation?: string;
   /** whether the server offers it (e.g. $validate needs the validator) */
   available?: (svc: Services) => boolean;
-  /** throws the refusal (403) when the caller may not run it; the handler checks what depends on the data */
-  permission: (req: FhirRequest, target: OperationTarget) => void;
+  /** the decision that lets the caller run it, or throws the refusal (403); the handler checks what depends on the data */
+  permission: (req: FhirRequest, target: OperationTarget) => Decision | void;
   handler: (svc: Services, req: FhirRequest, target: OperationTarget) => Promise<FhirResponse>;
 }
