@@ -13,7 +13,8 @@ import { SqliteStore } from './store/sqlite';
 import type { ResourceStore } from './store/types';
 import { loadValidator, type Validator } from './validation';
 import { profilesDir, readTgz } from './validation/packages';
-import { Reindexer } from './fhir/reindex';
+import { Reindexer } from './jobs/reindex';
+import { JobRunner } from './jobs/runner';
 import { Hooks } from './fhir/hooks';
 import { UNIQUE_IDENTIFIERS } from './fhir/unique-identifiers';
 import fs from 'node:fs';
@@ -87,8 +88,7 @@ export async function createServices(config: Config, store: ResourceStore = crea
       return codes;
     },
   };
-  services.reindexer = new Reindexer(services);
-  await services.reindexer.resume();
+  await startJobs(services, log);
   if (config.baseUrl) {
     services.auth = await createAuth({ config, store, log });
     const e = services.auth.endpoints;
@@ -105,14 +105,15 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Deletes the server state whose time has passed (codes, sessions, one-time codes, launches). */
-async function purgeExpiredState(store: ResourceStore, log: Logger): Promise<void> {
-  try {
-    const n = await store.purgeExpiredState();
-    if (n) log.debug({ purged: n }, 'expired server state deleted');
-  } catch (e) {
-    log.warn({ err: (e as Error).message }, 'deleting expired server state failed');
-  }
+/**
+ * The job runner of the services and the kinds of job it runs: the $reindex jobs (the search
+ * parameters a completed one made searchable are searchable again), and what was left running goes on.
+ */
+export async function startJobs(services: AppServices, log?: Logger): Promise<void> {
+  services.jobs = new JobRunner(services.store, log);
+  services.reindexer = new Reindexer({ store: services.store, registry: services.registry, resourceTypes: services.resourceTypes, baseUrl: services.config.baseUrl }, services.jobs);
+  await services.reindexer.restore();
+  await services.jobs.resume();
 }
 
 /**
@@ -162,8 +163,11 @@ export async function startServer(config: Config, log: Logger, store?: ResourceS
   server.on('request', createApp(services, log));
   server.off('request', starting);
   const url = config.baseUrl!;
-  const purge = setInterval(() => void purgeExpiredState(services.store, log), config.statePurgeInterval * 1000).unref();
-  void purgeExpiredState(services.store, log);
+  // the server state whose time has passed (codes, sessions, one-time codes, launches, finished jobs)
+  services.jobs!.every('purge-expired-state', config.statePurgeInterval * 1000, async () => {
+    const n = await services.store.purgeExpiredState();
+    if (n) log.debug({ purged: n }, 'expired server state deleted');
+  });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -172,8 +176,7 @@ export async function startServer(config: Config, log: Logger, store?: ResourceS
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
       await closed;
       clearTimeout(timer);
-      clearInterval(purge);
-      await services.reindexer?.stop();
+      await services.jobs?.stop();
       await services.store.close();
     })());
   return { server, services, url, stop };

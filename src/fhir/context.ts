@@ -4,7 +4,8 @@ import type { Decision } from '../policy/decision';
 import type { SearchParamRegistry } from '../search/registry';
 import type { ResourceStore } from '../store/types';
 import type { Validator } from '../validation';
-import type { Reindexer } from './reindex';
+import type { Reindexer } from '../jobs/reindex';
+import type { JobRunner } from '../jobs/runner';
 import type { CommittedWrite, Hooks } from './hooks';
 
 /** What the interactions work with. A transaction swaps `store` for its transactional view. */
@@ -19,7 +20,9 @@ export interface Services {
   expandValueSet?: (url: string) => { system: string; code: string }[];
   /** the codes a code subsumes or is subsumed by, for `:below` / `:above` on tokens */
   subsumption?: (system: string, code: string, direction: 'above' | 'below') => string[];
-  /** background $reindex jobs */
+  /** background work: $reindex, purges (src/jobs) */
+  jobs?: JobRunner;
+  /** the $reindex jobs, run by `jobs` */
   reindexer?: Reindexer;
   /** base R4 + profile validation of every write and of $validate (src/validation) */
   validator?: Validator;

@@ -41,7 +41,7 @@ export function eachEngine(title: string, suite: (h: Harness) => void, config: P
       };
     });
     afterAll(async () => {
-      await h.services?.reindexer?.stop();
+      await h.services?.jobs?.stop();
       await h.services?.store.close();
       await engine.cleanup();
     });

@@ -1,6 +1,6 @@
 import { eachEngine, FHIR_JSON, ids, patient, request } from '../helpers/http';
 import { pdsmDocument } from '../helpers/french';
-import { Reindexer } from '../../src/fhir/reindex';
+import { startJobs } from '../../src/server';
 
 const BIRTH_PLACE = 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace';
 const birthCity = {
@@ -91,7 +91,7 @@ eachEngine(
       await request(h.app).post('/fhir').set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle)).expect(200);
       await request(h.app).post('/fhir/SearchParameter').set('Content-Type', FHIR_JSON).send(JSON.stringify(sp)).expect(201);
       const job = await h.services.reindexer!.start();
-      await h.services.reindexer!.stop(); // the server stops during the job
+      await h.services.jobs!.stop(); // the server stops during the job
       const location = `/fhir/$reindex/${job.id}`;
       const interrupted = (await request(h.app).get(location)).body;
       const value = (body: { parameter: { name: string; valueCode?: string; valueInteger?: number }[] }, n: string) => body.parameter.find((p) => p.name === n);
@@ -100,9 +100,8 @@ eachEngine(
       expect((await strict('Patient?birth-country=islande')).status).toBe(400);
 
       // a new start of the server resumes the saved job
-      h.services.reindexer = new Reindexer(h.services);
-      await h.services.reindexer.resume();
-      await h.services.reindexer.idle();
+      await startJobs(h.services);
+      await h.services.jobs!.idle();
       const done = (await request(h.app).get(location)).body;
       expect(value(done, 'status')!.valueCode).toBe('completed');
       expect(value(done, 'processed')!.valueInteger).toBe(value(done, 'total')!.valueInteger);
