@@ -1,20 +1,19 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Resource } from 'fhir/r4';
-import * as jsonpatch from 'fast-json-patch';
 import { badRequest, FhirError, informational, notFound, operationOutcome, preconditionFailed, type Issue } from '../outcome';
+import { ensureVisible, visible, writeGuard, type WriteGuard } from '../policy/access';
 import { emptyIndex, extractIndex, type IndexEntries } from '../search/extract';
-import { parseCount, parseSearch } from '../search/parse';
-import type { SearchPlan } from '../search/plan';
-import { dateRange } from '../search/values';
-import type { Mutator, StoredVersion, WriteInput, WriteResult } from '../store/types';
-import type { FhirRequest, FhirResponse, Services } from './context';
-import { checkId, etag, httpDate, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
-import { historyBundle } from './bundles';
-import { uniqueIdentifierError } from './unique-identifiers';
 import { UniqueKeyError } from '../store/errors';
-import { ensureVisible, isConfined, restrictScopes, visible, writeGuard, type WriteGuard } from '../policy/access';
+import type { Mutator, StoredVersion, WriteInput, WriteResult } from '../store/types';
+import { conditionalMatches, exclusively } from './conditional';
+import type { FhirRequest, FhirResponse, Services } from './context';
+import { applyJsonPatch } from './json-patch';
+import { checkId, etag, httpDate, resourceBody, stamp, versionHeaders, versionOfEtag } from './resource';
+import { uniqueIdentifierError } from './unique-identifiers';
+import { parseQueryString } from './url';
 
-/**
+/** The interactions on resources: create, read, vread, update, patch, delete, and their conditional forms. */
+
 /**
  * What a create or an update checks of the resource as it would be stored, before storing it; the
  * writes and $validate both run it: the references it may hold, validation (base R4, meta.profile,
@@ -124,75 +123,11 @@ export async function writeResponse(svc: Services, req: FhirRequest, status: num
  * A version a read or vread is to show: 404 (as for an unknown one) when the token may not see it
  * (the policy) or a willShow consumer keeps it unseen; else the version as it may be shown.
  */
-async function shownVersion(svc: Services, req: FhirRequest, v: StoredVersion): Promise<StoredVersion> {
+export async function shownVersion(svc: Services, req: FhirRequest, v: StoredVersion): Promise<StoredVersion> {
   await ensureVisible(svc, req.access, v, req.baseUrl);
   const shown = await svc.hooks.show(req, v);
   if (!shown) throw notFound(`${v.type}/${v.id} is not known`);
   return shown;
-}
-
-/** The search criteria of a conditional interaction's query (what shapes the answer is not one). */
-const criteriaOf = (query: [string, string][]) => query.filter(([k]) => k !== '_format' && k !== '_pretty');
-
-/** Runs a type-level query for a conditional interaction: criteria are required and always strict. */
-export async function conditionalMatches(svc: Services, req: FhirRequest, type: string, query: [string, string][]): Promise<StoredVersion[]> {
-  const criteria = criteriaOf(query);
-  if (criteria.length === 0) throw badRequest(`A conditional ${req.method} needs search criteria`);
-  const { plan } = parseSearch(svc.registry, type, criteria, { strict: true, defaultCount: 2, maxCount: 2, baseUrl: req.baseUrl });
-  // criteria that all drop out (empty values, result parameters) would match every resource
-  if (plan.scopes.every((s) => s.conditions.length === 0)) throw badRequest(`A conditional ${req.method} needs search criteria that select resources; ${criteria.map(([k, v]) => `${k}=${v}`).join('&')} selects none`);
-  // a confined token only ever matches what it could search
-  plan.scopes = restrictScopes(svc, req.access, plan.scopes);
-  if (plan.scopes.length === 0) return [];
-  plan.count = 2;
-  plan.total = 'none';
-  plan.cursor = undefined;
-  return (await svc.store.search(plan)).items;
-}
-
-/** The decoded segments of a URL path; 400 when one is not correctly percent-encoded. */
-export function pathSegments(path: string, expression?: string): string[] {
-  try {
-    return path
-      .split('/')
-      .filter((s) => s !== '')
-      .map((s) => decodeURIComponent(s));
-  } catch {
-    throw new FhirError(400, 'invalid', 'The URL path is not correctly percent-encoded', expression);
-  }
-}
-
-export function parseQueryString(q: string): [string, string][] {
-  const s = q.replace(/^[^?]*\?/, '');
-  return [...new URLSearchParams(s).entries()];
-}
-
-/** How long a claim on conditional criteria may be held (a server that stops while holding one). */
-const CLAIM_MS = 30_000;
-/** How long a conditional interaction waits for another one with the same criteria. */
-const CLAIM_WAIT_MS = 5_000;
-
-/**
- * Runs a conditional interaction's "match, then write" with no other one of the same type and
- * criteria in between, on this server or another sharing the store: two conditional creates of the
- * same Patient sent at once would otherwise both find none and both create it. The other one waits.
- */
-async function exclusively<T>(svc: Services, type: string, criteria: [string, string][], fn: () => Promise<T>): Promise<T> {
-  // not for a transaction's entries: SQLite's transaction already keeps every other writer out (and
-  // a claim, outside it, would wait for it); on MongoDB two transactions can still race here
-  if (svc.store.inTransaction) return fn();
-  const canonical = criteriaOf(criteria).sort(([a, x], [b, y]) => a.localeCompare(b) || x.localeCompare(y)).map(([k, v]) => `${k}=${v}`).join('&');
-  const key = `conditional:${type}:${createHash('sha256').update(canonical).digest('base64url')}`;
-  const deadline = Date.now() + CLAIM_WAIT_MS;
-  for (let pause = 2; !(await svc.store.claimState(key, 1, { expiresAt: Date.now() + CLAIM_MS })); pause = Math.min(pause * 2, 50)) {
-    if (Date.now() > deadline) throw new FhirError(409, 'conflict', `Another conditional write of ${type} with the same criteria is still running; try again`);
-    await new Promise((r) => setTimeout(r, pause));
-  }
-  try {
-    return await fn();
-  } finally {
-    await svc.store.setState(key, null);
-  }
 }
 
 export async function create(svc: Services, req: FhirRequest, type: string): Promise<FhirResponse> {
@@ -286,41 +221,6 @@ async function conditionalUpdateNow(svc: Services, req: FhirRequest, type: strin
   return createNew(svc, req, type, body);
 }
 
-function pointerToFhirPath(type: string, pointer: string): string {
-  return [type, ...pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))]
-    .map((p, i) => (i > 0 && /^\d+$/.test(p) ? `[${p}]` : i > 0 ? `.${p}` : p))
-    .join('');
-}
-
-/** Applies a JSON Patch document to the current content; errors name the operation and the element. */
-export function applyJsonPatch(type: string, current: Resource, ops: unknown): Resource {
-  if (!Array.isArray(ops)) throw badRequest('A JSON Patch document must be an array of operations');
-  let invalid: jsonpatch.JsonPatchError | undefined;
-  try {
-    invalid = jsonpatch.validate(ops as jsonpatch.Operation[], current);
-  } catch (e) {
-    // what the library throws rather than reports: a path through __proto__, a move into its own child
-    throw new FhirError(e instanceof TypeError && /__proto__/.test(e.message) ? 400 : 422, 'processing', `JSON Patch could not be applied: ${(e as Error).message.split('\n')[0].split('. ')[0]}`);
-  }
-  if (invalid) {
-    const i = invalid.index ?? 0;
-    const op = ops[i] as { path?: string } | undefined;
-    const where = op?.path && typeof op.path === 'string' ? pointerToFhirPath(type, op.path) : undefined;
-    const status = invalid.name === 'TEST_OPERATION_FAILED' || invalid.name === 'OPERATION_PATH_UNRESOLVABLE' || invalid.name === 'OPERATION_FROM_UNRESOLVABLE' ? 422 : 400;
-    throw new FhirError(status, status === 422 ? 'processing' : 'invalid', `JSON Patch operation ${i} (${(ops[i] as { op?: string })?.op ?? '?'}) failed: ${invalid.message.split('\n')[0]}`, where);
-  }
-  const id = current.id;
-  let patched: Resource;
-  try {
-    patched = jsonpatch.applyPatch(current, ops as jsonpatch.Operation[], false, true).newDocument as Resource;
-  } catch (e) {
-    throw new FhirError(422, 'processing', `JSON Patch could not be applied: ${(e as Error).message.split('\n')[0]}`);
-  }
-  if (typeof patched !== 'object' || patched === null || patched.resourceType !== type) throw new FhirError(422, 'processing', 'A patch may not change the resourceType', `${type}.resourceType`);
-  if (patched.id !== id) throw new FhirError(422, 'processing', 'A patch may not change the id', `${type}.id`);
-  return patched;
-}
-
 export async function patch(svc: Services, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
   if (req.bodyKind !== 'json-patch') throw new FhirError(415, 'not-supported', 'PATCH takes a JSON Patch document (Content-Type: application/json-patch+json); FHIRPath Patch is not supported');
   const warnings: Issue[] = [];
@@ -376,39 +276,3 @@ export async function conditionalDelete(svc: Services, req: FhirRequest, type: s
   if (matches.length === 0) return deleteResponse(req, undefined, `No ${type} matched the criteria; nothing was deleted`);
   return remove(svc, req, type, matches[0].id);
 }
-
-const HISTORY_PARAMS = new Set(['_count', '_since', '_cursor', '_format', '_pretty']);
-
-export async function history(svc: Services, req: FhirRequest, type?: string, id?: string): Promise<FhirResponse> {
-  let since: number | undefined;
-  let cursor: SearchPlan['cursor'];
-  let count = svc.config.defaultCount;
-  for (const [k, v] of req.query) {
-    if (k === '_since') {
-      const r = dateRange(v);
-      if (!r) throw badRequest(`_since must be an instant such as 2024-01-31T10:00:00Z, got "${v}"`);
-      since = r.low;
-    } else if (k === '_count') count = parseCount(v, { defaultCount: svc.config.defaultCount, maxCount: svc.config.maxCount });
-    else if (k === '_cursor') {
-      const m = /^(next|prev):(.+)$/.exec(v);
-      if (!m) throw badRequest('_cursor is not a paging position this server issued');
-      cursor = { direction: m[1] as 'next' | 'prev', position: m[2] };
-    } else if (!HISTORY_PARAMS.has(k) && req.prefer.handling === 'strict') throw new FhirError(400, 'not-supported', `History does not support the parameter "${k}" (Prefer: handling=strict)`);
-  }
-  if (type && id) {
-    const current = await svc.store.read(type, id);
-    if (!current) throw notFound(`${type}/${id} is not known`);
-    await shownVersion(svc, req, current);
-  }
-  const page = await svc.store.history({ type, id, since, count, cursor });
-  // a confined token sees the versions it may see, each judged on its own content (a page may then
-  // hold fewer entries), and no count of the versions it may not see
-  if (req.access && isConfined(req.access)) page.items = await visible(svc, req.access, page.items, id ? 'r' : 's', req.baseUrl);
-  page.items = await svc.hooks.willShow(req, page.items);
-  // the total is only known (and only given) when the first page holds every version; a confined token's, of what it may see
-  page.total = !cursor && !page.next ? page.items.length : undefined;
-  const self = [req.baseUrl, type, id, '_history'].filter(Boolean).join('/');
-  const kept = req.query.filter(([k]) => k === '_since');
-  return { status: 200, headers: {}, raw: historyBundle(req.baseUrl, self, kept, count, page) };
-}
-

@@ -4,7 +4,9 @@ import type { Permission } from '../policy/scopes';
 import { processBundle } from './batch';
 import { capabilityStatement } from './capabilities';
 import type { FhirRequest, FhirResponse, Method, Services } from './context';
+import { history } from './history';
 import * as fhir from './interactions';
+import { parseQueryString } from './url';
 import { OPERATIONS, type Operation, type OperationTarget } from './operations';
 import { compartmentSearch, systemSearch, typeSearch } from './search';
 
@@ -42,7 +44,7 @@ export interface Route {
 function formParams(req: FhirRequest): [string, string][] {
   if (req.body === undefined) return [];
   if (req.bodyKind !== 'form' || typeof req.body !== 'string') throw new FhirError(415, 'not-supported', '_search takes its parameters as application/x-www-form-urlencoded');
-  return fhir.parseQueryString(req.body);
+  return parseQueryString(req.body);
 }
 
 function metadata(svc: Services, req: FhirRequest): FhirResponse {
@@ -59,7 +61,7 @@ export const ROUTES: readonly Route[] = [
   { path: '', what: 'the FHIR base', methods: { ...get({ run: (svc, req) => systemSearch(svc, req, req.query) }), POST: { run: processBundle } } },
   { path: '_search', what: '_search', methods: { POST: { run: (svc, req) => systemSearch(svc, req, [...req.query, ...formParams(req)]) } } },
   { path: 'metadata', what: 'metadata', methods: get({ run: async (svc, req) => metadata(svc, req) }) },
-  { path: '_history', what: 'system history', methods: get({ run: (svc, req) => fhir.history(svc, req) }) },
+  { path: '_history', what: 'system history', methods: get({ run: (svc, req) => history(svc, req) }) },
   {
     path: '{type}',
     what: '[type]',
@@ -72,7 +74,7 @@ export const ROUTES: readonly Route[] = [
     },
   },
   { path: '{type}/_search', what: '[type]/_search', methods: { POST: { permission: on('s'), run: (svc, req, p) => typeSearch(svc, req, p.type!, [...req.query, ...formParams(req)]) } } },
-  { path: '{type}/_history', what: '[type]/_history', methods: get({ permission: on('s'), run: (svc, req, p) => fhir.history(svc, req, p.type!) }) },
+  { path: '{type}/_history', what: '[type]/_history', methods: get({ permission: on('s'), run: (svc, req, p) => history(svc, req, p.type!) }) },
   {
     path: '{type}/{id}',
     what: '[type]/[id]',
@@ -83,7 +85,7 @@ export const ROUTES: readonly Route[] = [
       DELETE: { permission: on('d'), run: (svc, req, p) => fhir.remove(svc, req, p.type!, p.id!) },
     },
   },
-  { path: '{type}/{id}/_history', what: '[type]/[id]/_history', methods: get({ permission: on('r'), run: (svc, req, p) => fhir.history(svc, req, p.type!, p.id!) }) },
+  { path: '{type}/{id}/_history', what: '[type]/[id]/_history', methods: get({ permission: on('r'), run: (svc, req, p) => history(svc, req, p.type!, p.id!) }) },
   { path: '{type}/{id}/_history/{vid}', what: '[type]/[id]/_history/[vid]', methods: get({ permission: on('r'), run: (svc, req, p) => fhir.vread(svc, req, p.type!, p.id!, p.vid!) }) },
   {
     path: '{type}/{id}/{compartment}',

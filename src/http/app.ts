@@ -4,7 +4,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Services, FhirRequest, FhirResponse, Method } from '../fhir/context';
 import { parsePrefer } from '../fhir/context';
 import { dispatch } from '../fhir/dispatch';
-import { pathSegments } from '../fhir/interactions';
+import { pathSegments } from '../fhir/url';
 import { parseClientJson } from '../fhir/resource';
 import type { Logger } from '../log';
 import { FhirError, operationOutcome } from '../outcome';
@@ -139,19 +139,9 @@ function corsPolicy(svc: Services & { auth?: Auth }): express.RequestHandler {
   };
 }
 
-/**
- * The HTTP server. With `svc.auth` the SMART authorization server is mounted beside the FHIR base
- * and every FHIR request but `metadata` and `.well-known/smart-configuration` needs a valid bearer
- * token; without it, every such request is refused (401): the server is never open by default.
- */
-export function createApp(svc: Services & { auth?: Auth }, log: Logger): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  const auth = svc.auth;
-  if (auth?.trustProxy) app.set('trust proxy', true);
-
-  app.use((req, res, next) => {
+/** A request id on every answer, the security headers every answer carries, and one log line per request (never ids or values). */
+function requestLog(log: Logger) {
+  return (req: Request, res: Response, next: NextFunction) => {
     const id = req.get('x-request-id')?.slice(0, 64) ?? randomUUID();
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
@@ -164,28 +154,13 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
       log.info({ reqId: id, method: req.method, route: res.locals.route ?? 'other', status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 }, 'request');
     });
     next();
-  });
+  };
+}
 
-  if (auth) {
-    app.use(new URL(auth.issuer).pathname, (req, res, next) => {
-      res.locals.route = `${req.method} /auth${req.path.startsWith('/interaction/') ? '/interaction' : req.path.startsWith('/admin/clients') ? '/admin/clients' : req.path}`;
-      next();
-    }, auth.router);
-  }
-
-  app.use('/fhir', corsPolicy(svc));
-
-  // SMART discovery: JSON whatever the Accept header says, no token needed
-  app.get('/fhir/.well-known/smart-configuration', (_req, res) => {
-    res.locals.route = 'GET /fhir/.well-known/smart-configuration';
-    if (!auth) return sendError(res, new FhirError(404, 'not-found', 'Authorization is not configured on this server'), false);
-    res.setHeader('Cache-Control', 'public, max-age=300');
-    res.json(auth.smartConfiguration());
-  });
-
-  app.use('/fhir', express.raw({ type: () => true, limit: svc.config.bodyLimit }));
-
-  app.use('/fhir', async (req: Request, res: Response) => {
+/** The FHIR API: a request read into a FhirRequest, authenticated, dispatched under its time budget, answered. */
+function fhirHandler(svc: Services & { auth?: Auth }, log: Logger): (req: Request, res: Response) => Promise<void> {
+  const auth = svc.auth;
+  return async (req: Request, res: Response) => {
     const query = [...new URLSearchParams(req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '').entries()];
     const format = query.find(([k]) => k === '_format')?.[1];
     const pretty = query.some(([k, v]) => k === '_pretty' && v === 'true');
@@ -231,18 +206,57 @@ export function createApp(svc: Services & { auth?: Auth }, log: Logger): express
       log.error({ reqId: res.locals.requestId, err: (err as Error)?.name, stack: (err as Error)?.stack?.split('\n').slice(1, 8).join('\n') }, 'request failed');
       sendError(res, new FhirError(500, 'exception', `Internal server error (request ${res.locals.requestId})`), false);
     }
-  });
+  };
+}
 
-  // Errors raised before the FHIR handler: body too large, unreadable body.
-  app.use((err: { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
+/** Errors raised before the FHIR handler: a body too large, unreadable. */
+function unreadableBody(svc: Services, log: Logger) {
+  return (err: { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
     if (err.type === 'entity.too.large') return sendError(res, new FhirError(413, 'too-costly', `The request body is larger than the limit of ${svc.config.bodyLimit} bytes`), false);
     if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') return sendError(res, new FhirError(415, 'not-supported', 'Unsupported content encoding or charset'), false);
     if (err.status && err.status >= 400 && err.status < 500) return sendError(res, new FhirError(err.status, 'invalid', 'The request body could not be read'), false);
     log.error({ reqId: res.locals.requestId, err: (err as Error)?.name }, 'request failed');
     return sendError(res, new FhirError(500, 'exception', `Internal server error (request ${res.locals.requestId})`), false);
+  };
+}
+
+/**
+ * The HTTP server. With `svc.auth` the SMART authorization server is mounted beside the FHIR base
+ * and every FHIR request but `metadata` and `.well-known/smart-configuration` needs a valid bearer
+ * token; without it, every such request is refused (401): the server is never open by default.
+ */
+export function createApp(svc: Services & { auth?: Auth }, log: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const auth = svc.auth;
+  if (auth?.trustProxy) app.set('trust proxy', true);
+
+  app.use(requestLog(log));
+
+  if (auth) {
+    app.use(new URL(auth.issuer).pathname, (req, res, next) => {
+      res.locals.route = `${req.method} /auth${req.path.startsWith('/interaction/') ? '/interaction' : req.path.startsWith('/admin/clients') ? '/admin/clients' : req.path}`;
+      next();
+    }, auth.router);
+  }
+
+  app.use('/fhir', corsPolicy(svc));
+
+  // SMART discovery: JSON whatever the Accept header says, no token needed
+  app.get('/fhir/.well-known/smart-configuration', (_req, res) => {
+    res.locals.route = 'GET /fhir/.well-known/smart-configuration';
+    if (!auth) return sendError(res, new FhirError(404, 'not-found', 'Authorization is not configured on this server'), false);
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.json(auth.smartConfiguration());
   });
 
+  app.use('/fhir', express.raw({ type: () => true, limit: svc.config.bodyLimit }));
+
+  app.use('/fhir', fhirHandler(svc, log));
+
+  app.use(unreadableBody(svc, log));
   app.use((req, res) => sendError(res, new FhirError(404, 'not-found', `Nothing here; the FHIR API is under /fhir`), false));
   return app;
 }
