@@ -1,4 +1,4 @@
-import type { CodeSystemDef, Concept, ExpansionContains, ValueSetDef, ValueSetInclude } from '../validation/definitions';
+import type { CodeSystemDef, Concept, ExpansionContains, ValueSetDef, ValueSetInclude } from './definitions';
 
 /**
  * Value sets and code systems loaded from the packages: expansions computed locally, once per value

@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { reduceCodeSystem, reduceValueSet, type CodeSystemDef, type ValueSetDef } from '../terminology/definitions';
 import { loadPackages, packagesFingerprint, profilesDir, type Canonical, type PackageInfo } from './packages';
 
 /**
  * The definitions the validator is compiled from, reduced to what validation reads (no narrative,
- * mappings or documentation), so that they can be cached as one JSON file and loaded fast.
+ * mappings or documentation), so that they can be cached as one JSON file and loaded fast. Value sets
+ * and code systems take the shapes terminology defines (src/terminology/definitions.ts).
  */
 
 export interface SdType {
@@ -48,44 +50,6 @@ export interface Sd {
   /** the package it came from */
   package: string;
   elements: SdElement[];
-}
-
-export interface Concept {
-  code: string;
-  /** the display and the designations' values */
-  display?: string[];
-  concept?: Concept[];
-  property?: { code: string; valueCode?: string; valueString?: string; valueBoolean?: boolean }[];
-}
-
-export interface CodeSystemDef {
-  url: string;
-  version?: string;
-  content?: string;
-  package: string;
-  concept?: Concept[];
-}
-
-export interface ValueSetInclude {
-  system?: string;
-  version?: string;
-  concept?: { code: string }[];
-  filter?: { property: string; op: string; value: string }[];
-  valueSet?: string[];
-}
-
-export interface ValueSetDef {
-  url: string;
-  version?: string;
-  package: string;
-  compose?: { include?: ValueSetInclude[]; exclude?: ValueSetInclude[] };
-  expansion?: { contains?: ExpansionContains[] };
-}
-
-export interface ExpansionContains {
-  system?: string;
-  code?: string;
-  contains?: ExpansionContains[];
 }
 
 export interface Definitions {
@@ -145,20 +109,6 @@ function reduceElement(e: Record<string, unknown>): SdElement {
   return out;
 }
 
-function reduceConcepts(cs?: Record<string, unknown>[]): Concept[] | undefined {
-  if (!cs) return undefined;
-  return cs.map((c) => {
-    const r: Concept = { code: c.code as string };
-    const display = [c.display, ...((c.designation as { value?: unknown }[] | undefined) ?? []).map((d) => d.value)].filter((d): d is string => typeof d === 'string');
-    if (display.length) r.display = display;
-    const props = (c.property as Concept['property'])?.filter((p) => p.valueCode !== undefined || p.valueString !== undefined || p.valueBoolean !== undefined);
-    if (props?.length) r.property = props.map((p) => ({ code: p.code, valueCode: p.valueCode, valueString: p.valueString, valueBoolean: p.valueBoolean }));
-    const sub = reduceConcepts(c.concept as Record<string, unknown>[] | undefined);
-    if (sub) r.concept = sub;
-    return r;
-  });
-}
-
 /** Builds the reduced definitions from the packages (slow: seconds). */
 export function buildDefinitions(dir = profilesDir()): Definitions {
   const { packages, resources } = loadPackages(dir);
@@ -185,9 +135,9 @@ export function buildDefinitions(dir = profilesDir()): Definitions {
         elements: snap.map(reduceElement),
       });
     } else if (r.resourceType === 'ValueSet') {
-      defs.valueSets.push({ url: r.url, version: r.version, package: pkg, compose: r.compose as ValueSetDef['compose'], expansion: r.expansion ? { contains: (r.expansion as ValueSetDef['expansion'])!.contains } : undefined });
+      defs.valueSets.push(reduceValueSet(r, pkg));
     } else if (r.resourceType === 'CodeSystem') {
-      defs.codeSystems.push({ url: r.url, version: r.version, content: r.content as string, package: pkg, concept: reduceConcepts(r.concept as Record<string, unknown>[] | undefined) });
+      defs.codeSystems.push(reduceCodeSystem(r, pkg));
     }
   }
   return defs;

@@ -3,7 +3,8 @@ import r4model from 'fhirpath/fhir-context/r4';
 import { loadConfig } from '../../src/config';
 import { loadDefinitions } from '../../src/validation/definitions';
 import { packageExamples } from '../../src/validation/packages';
-import { nativeInvariant, type WalkContext } from '../../src/validation/validator';
+import type { WalkContext } from '../../src/validation/model';
+import { nativeInvariant } from '../../src/validation/native-invariants';
 
 /**
  * The invariants the validator evaluates natively (for speed) must answer as their FHIRPath does
