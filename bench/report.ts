@@ -2,7 +2,17 @@
 import fs from 'node:fs';
 import type { Figure } from './measure';
 import type { ProfileSummary } from './profile';
-import type { EngineResult } from './run';
+
+/** One engine's figures, as the HTTP benchmark measured them. */
+export interface EngineResult {
+  key: 'sqlite' | 'mongodb';
+  title: string;
+  note?: string;
+  load?: { patients: number; seconds: number; via: 'transaction' | 'batch' };
+  figures: Figure[];
+  error?: string;
+  serverExit?: number | null;
+}
 
 export const START = '<!-- bench:start -->';
 export const END = '<!-- bench:end -->';

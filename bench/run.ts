@@ -17,7 +17,7 @@ import { fmt, intEnv, log, SERVER_READY, serverEnv, withThrowawayDatabase } from
 import { measure, type Figure } from './measure';
 import { INS_SYSTEM, insValue, makePatient, transactionOf } from './patients';
 import { summarizeProfile, type ProfileSummary } from './profile';
-import { writeReadme, type Report } from './report';
+import { writeReadme, type EngineResult, type Report } from './report';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SERVER_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
@@ -35,16 +35,6 @@ const PROFILE_PATIENTS = Math.min(PATIENTS, 2_000);
 const FERRETDB_PATIENTS = 500;
 
 const random = (n: number) => Math.floor(Math.random() * n);
-
-export interface EngineResult {
-  key: 'sqlite' | 'mongodb';
-  title: string;
-  note?: string;
-  load?: { patients: number; seconds: number; via: 'transaction' | 'batch' };
-  figures: Figure[];
-  error?: string;
-  serverExit?: number | null;
-}
 
 /** The env of a server child: no inherited MONGODB_URI unless asked, quiet logs, a free port. */
 function serverEnvFor(extra: Record<string, string>): NodeJS.ProcessEnv {

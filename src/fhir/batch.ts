@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Bundle, BundleEntry, FhirResource as Resource } from 'fhir/r4';
 import { badRequest, FhirError, operationOutcome, preconditionFailed } from '../outcome';
-import type { FhirRequest, FhirResponse, Method, Services } from './context';
+import type { Dispatch, FhirRequest, FhirResponse, Method, Services } from './context';
 import type { CommittedWrite } from './hooks';
 import { conditionalMatches } from './conditional';
 import { parseQueryString, pathSegments } from './url';
-import { dispatch } from './dispatch';
 import { checkType, ID_RE, parseClientJson } from './resource';
 import { asFhirError } from './errors';
 import { checkBudget } from '../store/budget';
@@ -169,7 +168,7 @@ async function resolveConditionalReference(svc: Services, req: FhirRequest, ref:
   return `${type}/${matches[0].id}`;
 }
 
-async function runTransaction(svc: Services, req: FhirRequest, entries: Entry[]): Promise<BundleEntry[]> {
+async function runTransaction(svc: Services, req: FhirRequest, entries: Entry[], dispatch: Dispatch): Promise<BundleEntry[]> {
   const ids = new Map<string, string>();
   const assigned = new Map<number, string>();
   const done = new Map<number, BundleEntry>();
@@ -248,7 +247,7 @@ async function betweenEntries(): Promise<void> {
   checkBudget();
 }
 
-async function runBatch(svc: Services, req: FhirRequest, entries: Entry[]): Promise<BundleEntry[]> {
+async function runBatch(svc: Services, req: FhirRequest, entries: Entry[], dispatch: Dispatch): Promise<BundleEntry[]> {
   const out: BundleEntry[] = [];
   for (const e of entries) {
     try {
@@ -264,7 +263,8 @@ async function runBatch(svc: Services, req: FhirRequest, entries: Entry[]): Prom
   return out;
 }
 
-export async function processBundle(svc: Services, req: FhirRequest): Promise<FhirResponse> {
+/** A batch or transaction Bundle; `dispatch` runs each entry as a request of its own. */
+export async function processBundle(svc: Services, req: FhirRequest, dispatch: Dispatch): Promise<FhirResponse> {
   const bundle = req.body as Bundle;
   if (!bundle || typeof bundle !== 'object' || bundle.resourceType !== 'Bundle') throw badRequest('POST to the FHIR base takes a Bundle of type batch or transaction', 'Bundle.resourceType');
   if (bundle.type !== 'batch' && bundle.type !== 'transaction') throw badRequest(`Bundle.type must be batch or transaction to be processed, not "${bundle.type}"`, 'Bundle.type');
@@ -278,11 +278,11 @@ export async function processBundle(svc: Services, req: FhirRequest): Promise<Fh
     const committed: CommittedWrite[] = [];
     results = await svc.store.transaction((tx) => {
       committed.length = 0; // MongoDB may run the transaction again after a transient error
-      return runTransaction({ ...svc, store: tx, pendingCommits: committed }, req, entries);
+      return runTransaction({ ...svc, store: tx, pendingCommits: committed }, req, entries, dispatch);
     });
     for (const c of committed) await svc.hooks.afterCommit(c);
   } else {
-    results = await runBatch(svc, req, entries);
+    results = await runBatch(svc, req, entries, dispatch);
   }
   const response: Bundle = { resourceType: 'Bundle', id: randomUUID(), type: bundle.type === 'transaction' ? 'transaction-response' : 'batch-response' };
   if (results.length) response.entry = results;

@@ -10,7 +10,7 @@ export async function dispatch(svc: Services, req: FhirRequest): Promise<FhirRes
   const started = performance.now();
   try {
     await svc.hooks.requestStart(req);
-    const response = await route(svc, req);
+    const response = await route(svc, req, dispatch);
     await svc.hooks.requestComplete({ req, response, ms: performance.now() - started });
     return response;
   } catch (error) {

@@ -1,6 +1,6 @@
 import type { Logger } from '../log';
 import type { StoredVersion, WriteInput, WriteResult } from '../store/types';
-import type { FhirRequest, FhirResponse } from './context';
+import type { FhirRequest, FhirResponse } from './request';
 
 /**
  * The hook points of the request pipeline: every path that reaches the data (interactions, search

@@ -3,7 +3,7 @@ import { requirePermission } from '../policy/access';
 import type { Permission } from '../policy/scopes';
 import { processBundle } from './batch';
 import { capabilityStatement } from './capabilities';
-import type { FhirRequest, FhirResponse, Method, Services } from './context';
+import type { Dispatch, FhirRequest, FhirResponse, Method, Services } from './context';
 import { history } from './history';
 import * as fhir from './interactions';
 import { parseQueryString } from './url';
@@ -29,7 +29,7 @@ export interface RouteParams {
 interface MethodRoute {
   /** the permission and the type it is on, checked before the interaction runs */
   permission?: (p: RouteParams) => [Permission, string];
-  run: (svc: Services, req: FhirRequest, p: RouteParams) => Promise<FhirResponse>;
+  run: (svc: Services, req: FhirRequest, p: RouteParams, dispatch: Dispatch) => Promise<FhirResponse>;
 }
 
 export interface Route {
@@ -58,7 +58,7 @@ const on = (perm: Permission) => (p: RouteParams): [Permission, string] => [perm
 const get = (r: MethodRoute) => ({ GET: r, HEAD: r });
 
 export const ROUTES: readonly Route[] = [
-  { path: '', what: 'the FHIR base', methods: { ...get({ run: (svc, req) => systemSearch(svc, req, req.query) }), POST: { run: processBundle } } },
+  { path: '', what: 'the FHIR base', methods: { ...get({ run: (svc, req) => systemSearch(svc, req, req.query) }), POST: { run: (svc, req, _p, dispatch) => processBundle(svc, req, dispatch) } } },
   { path: '_search', what: '_search', methods: { POST: { run: (svc, req) => systemSearch(svc, req, [...req.query, ...formParams(req)]) } } },
   { path: 'metadata', what: 'metadata', methods: get({ run: async (svc, req) => metadata(svc, req) }) },
   { path: '_history', what: 'system history', methods: get({ run: (svc, req) => history(svc, req) }) },
@@ -138,7 +138,7 @@ function matchOperation(svc: Services, path: string[]): { op: Operation; target:
 }
 
 /** Routes a FHIR request to its interaction or operation, after the permission check it needs. */
-export async function route(svc: Services, req: FhirRequest): Promise<FhirResponse> {
+export async function route(svc: Services, req: FhirRequest, dispatch: Dispatch): Promise<FhirResponse> {
   const operation = matchOperation(svc, req.path);
   if (operation) {
     const { op, target } = operation;
@@ -159,5 +159,5 @@ export async function route(svc: Services, req: FhirRequest): Promise<FhirRespon
     const [perm, type] = m.permission(match.params);
     req.decisions?.push(requirePermission(req.access, perm, type));
   }
-  return m.run(svc, req, match.params);
+  return m.run(svc, req, match.params, dispatch);
 }
