@@ -13,7 +13,7 @@ import { adapterFor } from './adapter';
 import { Attempts } from './attempts';
 import { loadEsm, native } from './esm';
 import { loadSecrets, publicJwk, type Secrets } from './keys';
-import { FileMessageSender, type MessageSender } from './messages';
+import { failedSignInsMessage, FileMessageSender, oneTimeCodeMessage, type MessageSender } from '../messaging';
 import { consentPage, errorPage, loginPage, otpPage, type Back } from './pages';
 import { AccountRegistry, ClientRegistry, FREE_TRIES_PER_ADDRESS, secretDigest, type RegisteredClient } from './registry';
 import { proLogin } from './pro';
@@ -367,12 +367,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
   async function warnOwner(login: string, failures: number): Promise<void> {
     const account = await accounts.get(login);
     if (!account || !(await store.claimState(`auth:login-notice:${createHash('sha256').update(login.toLowerCase()).digest('base64url')}`, 1, { expiresAt: Date.now() + 60 * 60 * 1000 }))) return;
-    await sender.send({
-      channel: account.channel,
-      to: account.to,
-      subject: 'Tentatives de connexion à votre espace santé',
-      text: `${failures} tentatives de connexion à votre espace santé avec un mot de passe incorrect ont eu lieu au cours de la dernière heure. Si ce n'était pas vous, personne n'a pu entrer sans le code envoyé à chaque connexion ; vous pouvez changer votre mot de passe. Votre compte reste utilisable.`,
-    });
+    await sender.send({ channel: account.channel, to: account.to, ...failedSignInsMessage({ failures }) });
   }
   const mask = (to: string) => (to.includes('@') ? to.replace(/^(.).*(@.*)$/, '$1•••$2') : to.replace(/.(?=.{2})/g, '•'));
   const html = (res: Response, status: number, body: string) => {
@@ -458,7 +453,7 @@ export async function createAuth(opts: AuthOptions): Promise<Auth> {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAt = Date.now() + OTP_TTL_MS;
     await store.setState(otpKey(d.uid), { login: account.login, hash: otpHash(d.uid, code), expiresAt }, { expiresAt });
-    await sender.send({ channel: account.channel, to: account.to, subject: 'Votre code de connexion à votre espace santé', text: `Votre code de connexion : ${code}. Il est valable 15 minutes et ne sert qu'une fois. Ne le communiquez à personne.` });
+    await sender.send({ channel: account.channel, to: account.to, ...oneTimeCodeMessage({ code, validMinutes: OTP_TTL_MS / 60_000 }) });
     return html(res, 200, otpHtml(d.uid, name, account));
   }));
 

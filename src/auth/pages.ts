@@ -1,3 +1,5 @@
+import type { Channel } from '../messaging';
+
 /**
  * The server-rendered pages of the authorization server, in French: login, one-time code, consent,
  * errors. Accessible: lang="fr", labelled fields, a skip-free single column that works with the
@@ -84,7 +86,7 @@ ${backForm(o.back, `Annuler et revenir à ${o.clientName}`)}`,
   );
 }
 
-export function otpPage(o: { action: string; csrf: string; channel: 'email' | 'sms'; masked: string; error?: string; back: Back }): string {
+export function otpPage(o: { action: string; csrf: string; channel: Channel; masked: string; error?: string; back: Back }): string {
   const described = o.error ? ' aria-invalid="true" aria-describedby="erreur aide-code"' : ' aria-describedby="aide-code"';
   return page(
     'Code de vérification',
