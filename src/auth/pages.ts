@@ -1,3 +1,4 @@
+import type { Response } from 'express';
 import type { Channel } from '../messaging';
 
 /**
@@ -6,6 +7,13 @@ import type { Channel } from '../messaging';
  * keyboard alone, visible focus, error messages announced (role="alert") and tied to their field
  * (aria-describedby), colours with a contrast ratio of at least 4.5:1. Every form carries a CSRF token.
  */
+
+/** Sends a page: never cached, never framed. */
+export function sendPage(res: Response, status: number, body: string): void {
+  res.status(status).set({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'" });
+  res.send(body);
+}
+
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const CSS = `

@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import supertest from 'supertest';
+import { eachEngine, anonymous } from '../helpers/http';
+import { HOST } from '../helpers/auth';
+import { authorizePath } from '../helpers/smart';
+
+/**
+ * What the authorization server answers when a request stops: OAuth errors as JSON from its APIs,
+ * French pages (never cached, never framed) for a person in a browser.
+ */
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'esf-auth-errors-'));
+const REDIRECT = 'http://127.0.0.1:9/callback';
+
+const expectPage = (res: supertest.Response, status: number, title: string, message: string) => {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+  expect(res.headers['cache-control']).toBe('no-store');
+  expect(res.headers['x-frame-options']).toBe('DENY');
+  expect(res.text).toContain(`<h1>${title}</h1>`);
+  expect(res.text).toContain(message);
+};
+
+eachEngine(
+  'authorization errors',
+  (h) => {
+    beforeAll(async () => {
+      await h.services.auth!.clients.add({ clientId: 'carnet', name: 'Carnet', kind: 'patient-app', redirectUris: [REDIRECT], scope: 'openid patient/*.rs', authMethod: 'none' });
+    });
+    const admin = (method: 'get' | 'post', url: string) => anonymous(h.app)[method](url).set('Authorization', `Bearer ${h.token}`);
+
+    test('the admin API answers what it cannot find as not_found, and a missing token as invalid_token', async () => {
+      const one = await admin('get', '/auth/admin/clients/inconnu');
+      expect([one.status, one.body]).toEqual([404, { error: 'not_found' }]);
+      const suspend = await admin('post', '/auth/admin/clients/inconnu/suspend');
+      expect([suspend.status, suspend.body]).toEqual([404, { error: 'not_found', error_description: 'No client inconnu' }]);
+      const action = await admin('post', '/auth/admin/clients/carnet/delete');
+      expect([action.status, action.body]).toEqual([404, { error: 'not_found' }]);
+      const none = await anonymous(h.app).get('/auth/admin/clients');
+      expect(none.status).toBe(401);
+      expect(none.body).toEqual({ error: 'invalid_token', error_description: 'This request needs an access token (Authorization: Bearer ...)' });
+      expect(none.headers['www-authenticate']).toMatch(/^Bearer realm="http:\/\/fhir.test\/fhir", error="invalid_request"/);
+    });
+
+    test('the EHR launch API answers a body that does not parse, or is too large, as invalid_request', async () => {
+      const broken = await admin('post', '/auth/launch').set('Content-Type', 'application/json').send('{"patient":');
+      expect([broken.status, broken.body]).toEqual([400, { error: 'invalid_request', error_description: 'The request body does not parse' }]);
+      const large = await admin('post', '/auth/launch').send({ patient: 'x', padding: 'x'.repeat(20_000) });
+      expect([large.status, large.body]).toEqual([413, { error: 'invalid_request', error_description: 'The request body is too large' }]);
+    });
+
+    test("a sign-in's form without its page's CSRF token is refused with a page", async () => {
+      const agent = supertest.agent(h.app);
+      const first = await agent.get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
+      const page = new URL(first.headers.location, `http://${HOST}`).pathname;
+      const forged = await agent.post(`${page}/login`).set('Host', HOST).type('form').send({ csrf: 'forged', login: 'x', password: 'y' });
+      expectPage(forged, 403, 'Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.');
+    });
+
+    test("oidc-provider's own errors are pages too", async () => {
+      const res = await anonymous(h.app).get('/auth/authorize?response_type=code&scope=openid').set('Host', HOST).set('Accept', 'text/html');
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(res.text).toContain('<h1>Erreur</h1>');
+      expect(res.text).toContain('invalid_request : missing required parameter');
+    });
+  },
+  { dataDir },
+);
+
+afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
