@@ -64,6 +64,8 @@ export function errorAnswers(log: Logger): ErrorRequestHandler {
     if (res.headersSent) return next(err);
     if (err instanceof OAuthError) return res.status(err.status).set(err.headers).json({ error: err.error, ...(err.description !== undefined ? { error_description: err.description } : {}) });
     if (err instanceof PageError) return sendPage(res, err.status, errorPage(err.title, err.message, err.back));
+    // a sign-in that is gone (expired, or its cookie lost); oidc-provider's errors carry a 400 status too
+    if (err.name === 'SessionNotFound' || err.name === 'InvalidRequest') return sendPage(res, 400, errorPage('Session expirée', 'Cette page de connexion a expiré. Recommencez depuis l’application.'));
     // the client's own mistakes: a body that does not parse or is too large, an address that does not decode
     const status = err instanceof URIError ? 400 : (err as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
@@ -71,8 +73,6 @@ export function errorAnswers(log: Logger): ErrorRequestHandler {
       if (isApi(req.path)) return res.status(status).json({ error: 'invalid_request', error_description: message });
       return sendPage(res, status, errorPage('Requête invalide', status === 413 ? 'La requête est trop volumineuse.' : 'La requête est mal formée. Recommencez depuis l’application.'));
     }
-    // an interaction that is gone (expired, or its cookie lost)
-    if (err.name === 'SessionNotFound' || err.name === 'InvalidRequest') return sendPage(res, 400, errorPage('Session expirée', 'Cette page de connexion a expiré. Recommencez depuis l’application.'));
     log.error({ err: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, 'authorization page failed');
     return sendPage(res, 500, errorPage('Erreur', 'Une erreur est survenue. Réessayez plus tard.'));
   };

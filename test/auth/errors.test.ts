@@ -58,6 +58,14 @@ eachEngine(
       expectPage(forged, 403, 'Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.');
     });
 
+    test('a sign-in that is gone (another browser, an expired sign-in) says so', async () => {
+      const first = await anonymous(h.app).get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
+      const page = new URL(first.headers.location, `http://${HOST}`).pathname;
+      // without the sign-in's cookie
+      expectPage(await anonymous(h.app).get(page).set('Host', HOST), 400, 'Session expirée', 'Cette page de connexion a expiré. Recommencez depuis l’application.');
+      expectPage(await anonymous(h.app).post(`${page}/login`).set('Host', HOST).type('form').send({ csrf: 'x', login: 'x', password: 'y' }), 400, 'Session expirée', 'Cette page de connexion a expiré.');
+    });
+
     test("oidc-provider's own errors are pages too", async () => {
       const res = await anonymous(h.app).get('/auth/authorize?response_type=code&scope=openid').set('Host', HOST).set('Accept', 'text/html');
       expect(res.status).toBe(400);
