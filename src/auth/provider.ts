@@ -87,7 +87,10 @@ export function createProvider(o: ProviderOptions): Provider {
     await next();
     smartTokenResponse(ctx);
   });
-  provider.on('server_error', (_ctx: unknown, err: Error) => (process.env.DEBUG_AUTH ? console.error(err) : 0, o.log.error)({ err: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, 'authorization server error'));
+  provider.on('server_error', (_ctx: unknown, err: Error) => {
+    if (process.env.DEBUG_AUTH) console.error(err);
+    o.log.error({ err: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, 'authorization server error');
+  });
   return provider;
 }
 

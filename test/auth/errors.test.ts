@@ -1,9 +1,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import supertest from 'supertest';
+import { createApp } from '../../src/http/app';
+import { createLogger } from '../../src/log';
+import { createServices } from '../../src/server';
 import { eachEngine, anonymous } from '../helpers/http';
-import { HOST } from '../helpers/auth';
+import { clientAssertion, HOST, registerBackend, TOKEN_URL } from '../helpers/auth';
+import { engines, testConfig } from '../helpers/engines';
 import { authorizePath } from '../helpers/smart';
 
 /**
@@ -76,5 +82,32 @@ eachEngine(
   },
   { dataDir },
 );
+
+describe.each(engines())('a failure of the authorization server [$name]', (engine) => {
+  test('is logged, and the client gets an OAuth server_error', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const services = await createServices(testConfig({ dataDir }), engine.create(), pino({ level: 'info' }, sink));
+    try {
+      const app = createApp(services, createLogger('silent'));
+      const client = await registerBackend(services, 'system/*.rs');
+      // the store fails when the provider records the assertion's jti
+      const setState = services.store.setState.bind(services.store);
+      services.store.setState = (key, ...rest) => (key.startsWith('oidc:ReplayDetection:') ? Promise.reject(new Error('store down')) : setState(key, ...rest));
+      const res = await anonymous(app)
+        .post('/auth/token')
+        .set('Host', HOST)
+        .type('form')
+        .send({ grant_type: 'client_credentials', scope: 'system/*.rs', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await clientAssertion(client, {}, TOKEN_URL) });
+      expect(res.status).toBe(500);
+      expect(res.body).toMatchObject({ error: 'server_error' });
+      expect(lines.filter((l) => l.msg === 'authorization server error').map((l) => l.err)).toEqual(['Error']);
+    } finally {
+      await services.reindexer?.stop();
+      await services.store.close();
+      await engine.cleanup();
+    }
+  });
+});
 
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
