@@ -3,7 +3,7 @@ import type * as OidcProviderModule from 'oidc-provider';
 import type { Logger } from '../log';
 import { FhirError } from '../outcome';
 import { native } from './esm';
-import { errorPage, sendPage, type Back } from './pages';
+import { errorPage, PAGE_HEADERS, sendPage, type Back } from './pages';
 
 /**
  * Every error of the authorization server becomes one of three answers, chosen here:
@@ -46,9 +46,10 @@ export function bearerError(e: unknown): unknown {
 /** Paths (under /auth) whose answers are JSON, their errors too. */
 const isApi = (path: string) => path.startsWith('/admin/') || path === '/launch';
 
-/** oidc-provider's error page (its renderError): the OAuth error and its description. */
-export function providerErrorPage(out: Record<string, string>): string {
-  return errorPage('Erreur', `${out.error}${out.error_description ? ` : ${out.error_description}` : ''}`);
+/** oidc-provider's error pages (its renderError): the OAuth error and its description, with the headers of every page. */
+export async function renderProviderError(ctx: { set(headers: Record<string, string>): void; body: unknown }, out: Record<string, string>): Promise<void> {
+  ctx.set(PAGE_HEADERS);
+  ctx.body = errorPage('Erreur', `${out.error}${out.error_description ? ` : ${out.error_description}` : ''}`);
 }
 
 type Provider = OidcProviderModule.default;

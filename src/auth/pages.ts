@@ -8,9 +8,11 @@ import type { Channel } from '../messaging';
  * (aria-describedby), colours with a contrast ratio of at least 4.5:1. Every form carries a CSRF token.
  */
 
-/** Sends a page: never cached, never framed. */
+/** The headers of every page: never cached, never framed. */
+export const PAGE_HEADERS = { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'" };
+
 export function sendPage(res: Response, status: number, body: string): void {
-  res.status(status).set({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'" });
+  res.status(status).set(PAGE_HEADERS);
   res.send(body);
 }
 

@@ -7,7 +7,7 @@ import type { ResourceStore } from '../store/types';
 import { adapterFor } from './adapter';
 import { fhirUserOf, launchContextOf } from './context';
 import { originOf } from './cors';
-import { providerErrorPage } from './errors';
+import { renderProviderError } from './errors';
 import { loadEsm, native } from './esm';
 import { CLIENT_ASSERTION_ALGS, SIGNING_ALGS, type Secrets } from './keys';
 import { LAUNCH_SCOPE_WITHOUT_LAUNCH, type Launches } from './launch';
@@ -76,10 +76,7 @@ export function createProvider(o: ProviderOptions): Provider {
     ...tokens(o),
     interactions: { url: (_ctx: KoaContext, interaction: { uid: string }) => `${o.authPath}/interaction/${interaction.uid}` },
     routes: { authorization: '/authorize', token: '/token', introspection: '/introspect', revocation: '/revoke', jwks: '/jwks' },
-    async renderError(ctx: KoaContext, out: Record<string, string>) {
-      ctx.type = 'html';
-      ctx.body = providerErrorPage(out);
-    },
+    renderError: renderProviderError,
   }) as never);
   if (config.trustProxy) provider.proxy = true;
   provider.use(async (ctx: KoaContext, next: () => Promise<void>) => {

@@ -72,12 +72,10 @@ eachEngine(
       expectPage(await anonymous(h.app).post(`${page}/login`).set('Host', HOST).type('form').send({ csrf: 'x', login: 'x', password: 'y' }), 400, 'Session expirée', 'Cette page de connexion a expiré.');
     });
 
-    test("oidc-provider's own errors are pages too", async () => {
+    test("oidc-provider's own errors are pages too, never framed", async () => {
       const res = await anonymous(h.app).get('/auth/authorize?response_type=code&scope=openid').set('Host', HOST).set('Accept', 'text/html');
-      expect(res.status).toBe(400);
-      expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
-      expect(res.text).toContain('<h1>Erreur</h1>');
-      expect(res.text).toContain('invalid_request : missing required parameter');
+      expectPage(res, 400, 'Erreur', 'invalid_request : missing required parameter');
+      expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
     });
   },
   { dataDir },
