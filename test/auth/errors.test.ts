@@ -64,6 +64,18 @@ eachEngine(
       expectPage(forged, 403, 'Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.');
     });
 
+    test('a sign-in given up for a reason the server does not know is told to the app as cancelled', async () => {
+      const agent = supertest.agent(h.app);
+      const first = await agent.get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
+      const page = new URL(first.headers.location, `http://${HOST}`).pathname;
+      const csrf = /name="csrf" value="([^"]+)"/.exec((await agent.get(page).set('Host', HOST)).text)![1];
+      let res = await agent.post(`${page}/abort`).set('Host', HOST).type('form').send({ csrf, reason: 'toString' });
+      while (res.headers.location?.startsWith(`http://${HOST}/auth/`) || res.headers.location?.startsWith('/auth/')) res = await agent.get(new URL(res.headers.location, `http://${HOST}`).pathname).set('Host', HOST);
+      const back = new URL(res.headers.location);
+      expect(back.origin + back.pathname).toBe(REDIRECT);
+      expect([back.searchParams.get('error'), back.searchParams.get('error_description')]).toEqual(['access_denied', 'The user cancelled the sign-in']);
+    });
+
     test('a sign-in that is gone (another browser, an expired sign-in) says so', async () => {
       const first = await anonymous(h.app).get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
       const page = new URL(first.headers.location, `http://${HOST}`).pathname;

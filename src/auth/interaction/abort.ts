@@ -18,7 +18,8 @@ const ABORT_REASONS: Record<string, string> = {
 export function abortRoute(router: Router, o: { kit: InteractionKit; codes: OneTimeCodes }): void {
   router.post('/interaction/:uid/abort', formBody, o.kit.form(undefined, async (d, req, res) => {
     await o.codes.forget(d.uid);
-    const reason = ABORT_REASONS[String(req.body.reason)] ?? ABORT_REASONS.cancelled;
+    const given = String(req.body.reason);
+    const reason = Object.hasOwn(ABORT_REASONS, given) ? ABORT_REASONS[given] : ABORT_REASONS.cancelled;
     await refuseInteraction(o.kit.provider, req, res, 'access_denied', reason);
   }));
 }
