@@ -44,7 +44,7 @@ export function bearerError(e: unknown): unknown {
 }
 
 /** Paths (under /auth) whose answers are JSON, their errors too. */
-const isApi = (path: string) => path.startsWith('/admin/') || path === '/launch';
+const isApi = (path: string) => path.startsWith('/admin/') || path === '/launch' || path === '/introspect';
 
 /** oidc-provider's error pages (its renderError): the OAuth error and its description, with the headers of every page. */
 export async function renderProviderError(ctx: { set(headers: Record<string, string>): void; body: unknown }, out: Record<string, string>): Promise<void> {

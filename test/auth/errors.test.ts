@@ -49,11 +49,14 @@ eachEngine(
       expect(none.headers['www-authenticate']).toMatch(/^Bearer realm="http:\/\/fhir.test\/fhir", error="invalid_request"/);
     });
 
-    test('the EHR launch API answers a body that does not parse, or is too large, as invalid_request', async () => {
+    test('the EHR launch API and introspection answer a body that does not parse, or is too large, as invalid_request', async () => {
       const broken = await admin('post', '/auth/launch').set('Content-Type', 'application/json').send('{"patient":');
       expect([broken.status, broken.body]).toEqual([400, { error: 'invalid_request', error_description: 'The request body does not parse' }]);
       const large = await admin('post', '/auth/launch').send({ patient: 'x', padding: 'x'.repeat(20_000) });
       expect([large.status, large.body]).toEqual([413, { error: 'invalid_request', error_description: 'The request body is too large' }]);
+      // introspection too: an OAuth endpoint
+      const introspect = await admin('post', '/auth/introspect').type('form').send(`token=${'x'.repeat(30_000)}`);
+      expect([introspect.status, introspect.body]).toEqual([413, { error: 'invalid_request', error_description: 'The request body is too large' }]);
     });
 
     test("a sign-in's form without its page's CSRF token is refused with a page", async () => {
