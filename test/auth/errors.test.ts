@@ -35,6 +35,11 @@ eachEngine(
       await h.services.auth!.clients.add({ clientId: 'carnet', name: 'Carnet', kind: 'patient-app', redirectUris: [REDIRECT], scope: 'openid patient/*.rs', authMethod: 'none' });
     });
     const admin = (method: 'get' | 'post', url: string) => anonymous(h.app)[method](url).set('Authorization', `Bearer ${h.token}`);
+    /** The page of a new sign-in in the browser `agent`. */
+    const signIn = async (agent: ReturnType<typeof supertest.agent>) => {
+      const first = await agent.get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
+      return new URL(first.headers.location, `http://${HOST}`).pathname;
+    };
 
     test('the admin API answers what it cannot find as not_found, and a missing token as invalid_token', async () => {
       const one = await admin('get', '/auth/admin/clients/inconnu');
@@ -61,16 +66,14 @@ eachEngine(
 
     test("a sign-in's form without its page's CSRF token is refused with a page", async () => {
       const agent = supertest.agent(h.app);
-      const first = await agent.get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
-      const page = new URL(first.headers.location, `http://${HOST}`).pathname;
+      const page = await signIn(agent);
       const forged = await agent.post(`${page}/login`).set('Host', HOST).type('form').send({ csrf: 'forged', login: 'x', password: 'y' });
       expectPage(forged, 403, 'Requête refusée', 'Le formulaire a expiré ou ne vient pas de cette page. Recommencez la connexion depuis l’application.');
     });
 
     test('a sign-in given up for a reason the server does not know is told to the app as cancelled', async () => {
       const agent = supertest.agent(h.app);
-      const first = await agent.get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
-      const page = new URL(first.headers.location, `http://${HOST}`).pathname;
+      const page = await signIn(agent);
       const csrf = /name="csrf" value="([^"]+)"/.exec((await agent.get(page).set('Host', HOST)).text)![1];
       let res = await agent.post(`${page}/abort`).set('Host', HOST).type('form').send({ csrf, reason: 'toString' });
       while (res.headers.location?.startsWith(`http://${HOST}/auth/`) || res.headers.location?.startsWith('/auth/')) res = await agent.get(new URL(res.headers.location, `http://${HOST}`).pathname).set('Host', HOST);
@@ -80,8 +83,7 @@ eachEngine(
     });
 
     test('a sign-in that is gone (another browser, an expired sign-in) says so', async () => {
-      const first = await anonymous(h.app).get(authorizePath({ clientId: 'carnet', redirectUri: REDIRECT, scope: 'openid patient/*.rs' })).set('Host', HOST);
-      const page = new URL(first.headers.location, `http://${HOST}`).pathname;
+      const page = await signIn(supertest.agent(h.app));
       // without the sign-in's cookie
       expectPage(await anonymous(h.app).get(page).set('Host', HOST), 400, 'Session expirée', 'Cette page de connexion a expiré. Recommencez depuis l’application.');
       expectPage(await anonymous(h.app).post(`${page}/login`).set('Host', HOST).type('form').send({ csrf: 'x', login: 'x', password: 'y' }), 400, 'Session expirée', 'Cette page de connexion a expiré.');
