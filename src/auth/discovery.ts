@@ -1,4 +1,5 @@
 import { CLIENT_ASSERTION_ALGS, SIGNING_ALGS } from './keys';
+import { AUTH_METHODS } from './registry';
 
 /** The URLs of the authorization server's endpoints, under its issuer. */
 export interface Endpoints {
@@ -39,7 +40,7 @@ export function smartConfiguration(issuer: string, endpoints: Endpoints): Record
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types_supported: ['code'],
     code_challenge_methods_supported: ['S256'],
-    token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'none'],
+    token_endpoint_auth_methods_supported: AUTH_METHODS,
     token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
     id_token_signing_alg_values_supported: SIGNING_ALGS,
     scopes_supported: ['openid', 'fhirUser', 'launch', 'launch/patient', 'offline_access', 'online_access', 'patient/*.cruds', 'patient/*.rs', 'patient/*.read', 'user/*.cruds', 'user/*.rs', 'user/*.read', 'user/*.write', 'system/*.cruds', 'system/*.rs', 'system/*.read'],

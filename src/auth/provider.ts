@@ -11,7 +11,7 @@ import { renderProviderError } from './errors';
 import { loadEsm, native } from './esm';
 import { CLIENT_ASSERTION_ALGS, SIGNING_ALGS, type Secrets } from './keys';
 import { LAUNCH_SCOPE_WITHOUT_LAUNCH, type Launches } from './launch';
-import type { AccountRegistry, ClientRegistry } from './registry';
+import { AUTH_METHODS, type AccountRegistry, type ClientRegistry } from './registry';
 
 /**
  * The OpenID provider (oidc-provider) as this server configures it: its storage, the registered
@@ -61,7 +61,7 @@ export function createProvider(o: ProviderOptions): Provider {
     conformIdTokenClaims: false,
     responseTypes: ['code'],
     pkce: { required: () => true },
-    clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'none'],
+    clientAuthMethods: [...AUTH_METHODS],
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never, idTokenSigningAlgValues: SIGNING_ALGS as never },
     clientDefaults: { id_token_signed_response_alg: 'RS384', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'private_key_jwt' },
     allowOmittingSingleRegisteredRedirectUri: false,
