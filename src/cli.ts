@@ -4,6 +4,7 @@ import { loadConfig } from './config';
 import { createStore } from './server';
 import { AccountRegistry, AUTH_METHODS, CLIENT_KINDS, ClientRegistry, type ClientKind, type ClientAuthMethod } from './auth/registry';
 import { pruneKeys, rotateKeys } from './auth/keys';
+import { CHANNELS, type Channel } from './messaging';
 import type { ResourceStore } from './store/types';
 
 /**
@@ -77,11 +78,11 @@ account
   .description('create a patient account linked to its Patient resource')
   .requiredOption('--login <login>', 'identifier the patient signs in with')
   .requiredOption('--patient <id>', 'id of the Patient resource')
-  .addOption(new Option('--channel <channel>', 'where one-time codes go').choices(['email', 'sms']).default('email'))
+  .addOption(new Option('--channel <channel>', 'where one-time codes go').choices(CHANNELS).default('email'))
   .requiredOption('--to <address>', 'e-mail address or mobile number')
   // the password comes from the environment, never the command line (which any user of the machine can list)
   .addHelpText('after', '\nThe password is read from the ACCOUNT_PASSWORD environment variable.')
-  .action(async (o: { login: string; patient: string; channel: 'email' | 'sms'; to: string }) => {
+  .action(async (o: { login: string; patient: string; channel: Channel; to: string }) => {
     const password = process.env.ACCOUNT_PASSWORD;
     if (!password) throw new Error('Give the password in the ACCOUNT_PASSWORD environment variable');
     await withStore(async (s) => {

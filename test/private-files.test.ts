@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadSecrets } from '../src/auth/keys';
-import { FileMessageSender } from '../src/auth/messages';
+import { FileMessageSender } from '../src/messaging';
 import { SqliteStore } from '../src/store/sqlite';
 
 /** Health data and secrets under DATA_DIR are the server user's only, whatever the umask. */

@@ -21,6 +21,11 @@ export interface Secrets {
   cookieKeys: string[];
 }
 
+/** The signing algorithms of access tokens and ID tokens. */
+export const SIGNING_ALGS = ['RS384', 'ES384'];
+/** The signing algorithms accepted for clients' assertions (private_key_jwt). */
+export const CLIENT_ASSERTION_ALGS = ['RS384', 'ES384', 'RS256', 'ES256', 'PS384'];
+
 const KEYS_FILE = 'signing-keys.json';
 const SECRET_FILE = 'secret.json';
 

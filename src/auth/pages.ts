@@ -1,9 +1,21 @@
+import type { Response } from 'express';
+import type { Channel } from '../messaging';
+
 /**
  * The server-rendered pages of the authorization server, in French: login, one-time code, consent,
  * errors. Accessible: lang="fr", labelled fields, a skip-free single column that works with the
  * keyboard alone, visible focus, error messages announced (role="alert") and tied to their field
  * (aria-describedby), colours with a contrast ratio of at least 4.5:1. Every form carries a CSRF token.
  */
+
+/** The headers of every page: never cached, never framed. */
+export const PAGE_HEADERS = { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'" };
+
+export function sendPage(res: Response, status: number, body: string): void {
+  res.status(status).set(PAGE_HEADERS);
+  res.send(body);
+}
+
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const CSS = `
@@ -84,7 +96,7 @@ ${backForm(o.back, `Annuler et revenir à ${o.clientName}`)}`,
   );
 }
 
-export function otpPage(o: { action: string; csrf: string; channel: 'email' | 'sms'; masked: string; error?: string; back: Back }): string {
+export function otpPage(o: { action: string; csrf: string; channel: Channel; masked: string; error?: string; back: Back }): string {
   const described = o.error ? ' aria-invalid="true" aria-describedby="erreur aide-code"' : ' aria-describedby="aide-code"';
   return page(
     'Code de vérification',

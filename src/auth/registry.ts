@@ -3,6 +3,7 @@ import { hash, verify } from '@node-rs/argon2';
 import type { JWK } from 'jose';
 import type { ResourceStore } from '../store/types';
 import { parseScope, NON_RESOURCE_SCOPES } from '../policy/scopes';
+import type { Channel } from '../messaging';
 import { Throttle } from './attempts';
 
 /**
@@ -143,7 +144,7 @@ export interface PatientAccount {
   /** the Patient resource the account is linked to */
   patientId: string;
   /** where one-time codes go */
-  channel: 'email' | 'sms';
+  channel: Channel;
   to: string;
   createdAt: string;
 }
@@ -188,7 +189,7 @@ export class AccountRegistry {
     return (await this.store.getState<PatientAccount | null>(ACCOUNT(login))) ?? undefined;
   }
 
-  async add(input: { login: string; password: string; patientId: string; channel: 'email' | 'sms'; to: string }): Promise<PatientAccount> {
+  async add(input: { login: string; password: string; patientId: string; channel: Channel; to: string }): Promise<PatientAccount> {
     if (!/^[A-Za-z0-9._@+-]{3,100}$/.test(input.login)) throw new Error('login: 3 to 100 characters among letters, digits and . _ @ + -');
     const problem = passwordProblem(input.password);
     if (problem) throw new Error(`The password needs ${problem}`);

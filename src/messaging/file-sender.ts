@@ -1,18 +1,6 @@
 import path from 'node:path';
 import { writePrivateFile } from '../private-files';
-
-/** A message to a person: the one-time code of a login, by e-mail or SMS. */
-export interface OutgoingMessage {
-  channel: 'email' | 'sms';
-  to: string;
-  subject: string;
-  text: string;
-}
-
-/** How messages leave the server. Production plugs an e-mail/SMS gateway in here. */
-export interface MessageSender {
-  send(message: OutgoingMessage): Promise<void>;
-}
+import type { MessageSender, OutgoingMessage } from './sender';
 
 /**
  * The development sender: appends each message as a JSON line to DATA_DIR/outbox/messages.jsonl
