@@ -7,7 +7,7 @@ import type { HistoryQuery, Mutator, Page, ResourceStore, StateOptions, StoredVe
 import { Checkpoints } from './checkpoints';
 import { openDatabase, prepareStatements, statementCache, storageError } from './connection';
 import { SqliteReads } from './reads';
-import { createSchema } from './schema';
+import { migrate } from './schema';
 import { SqliteState } from './state';
 import { StatementTimeLimit } from './time-limit';
 import { SqliteWrites } from './writes';
@@ -38,12 +38,12 @@ export class SqliteStore implements ResourceStore {
     this.limit = new StatementTimeLimit(options.queryTimeLimitMs ?? 1000);
   }
 
-  /** Opens the file, creates its schema or brings it up to date (schema.ts) and holds the unique keys of what it stores. */
+  /** Opens the file, brings its schema to the last migration (schema.ts) and holds the unique keys of what it stores. */
   async init(options: { unique?: readonly UniqueKeys[] } = {}): Promise<void> {
     if (this.location !== ':memory:') privateDatabaseFile(this.location);
     this.db = openDatabase(this.location);
     this.checkpoints = new Checkpoints(this.db, this.location);
-    createSchema(this.db);
+    migrate(this.db);
     this.limit.install(this.db);
     const sql = statementCache(this.db);
     const stmts = prepareStatements(this.db);
