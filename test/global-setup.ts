@@ -1,5 +1,5 @@
 import { MongoClient } from 'mongodb';
-import { hasMultiDocumentTransactions, type Hello } from '../src/store/mongo';
+import { hasMultiDocumentTransactions, type Hello } from '../src/store/mongo/deployment';
 
 /**
  * Once per jest run (jest.config.js globalSetup): whether the MongoDB of MONGODB_URI has

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadSecrets } from '../src/auth/keys';
 import { FileMessageSender } from '../src/messaging';
-import { SqliteStore } from '../src/store/sqlite';
+import { SqliteStore } from '../src/store/sqlite/store';
 
 /** Health data and secrets under DATA_DIR are the server user's only, whatever the umask. */
 const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);

@@ -2,6 +2,12 @@ import type { Resource } from 'fhir/r4';
 import type { IndexEntries } from '../search/extract';
 import type { SearchPlan } from '../search/plan';
 
+/*
+ * The store's interface: what the rest of the server imports from src/store, with the store's
+ * errors (errors.ts) and the request time budget (budget.ts). The engines (sqlite/, mongo/) and
+ * what they share (common/) are imported by src/server.ts, which picks one, and by nothing else.
+ */
+
 /** One version of a resource as stored. */
 export interface StoredVersion {
   type: string;
@@ -65,17 +71,6 @@ export interface UniqueKeys {
   prefixes: string[];
 }
 
-/** The unique keys an index holds under `specs`. */
-export function uniqueKeysOf(specs: readonly UniqueKeys[], type: string, index: IndexEntries | undefined): { param: string; key: string }[] {
-  if (!index) return [];
-  const out: { param: string; key: string }[] = [];
-  for (const spec of specs) {
-    if (spec.type !== type) continue;
-    for (const k of index.keys) if (k.param === spec.param && spec.prefixes.some((p) => k.key.startsWith(p))) out.push({ param: k.param, key: k.key });
-  }
-  return out;
-}
-
 export interface ResourceStore {
   readonly engine: 'sqlite' | 'mongodb';
   /** where the data lives, for the start-up message (never includes credentials) */
@@ -131,34 +126,3 @@ export interface StateOptions {
   group?: string;
 }
 
-
-/** The least string above every string that starts with `prefix`: `key >= prefix AND key < prefixEnd(prefix)`. */
-export function prefixEnd(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
-
-/** Server-owned state is never part of a transaction: a transaction's view passes it through. */
-type StateOperation = 'getState' | 'setState' | 'claimState' | 'releaseState' | 'listState' | 'deleteStateGroup' | 'purgeExpiredState';
-
-/** The store a transaction works through: the engine's own operations bound to the transaction. */
-export function transactionView(
-  store: ResourceStore,
-  ops: Omit<ResourceStore, 'engine' | 'location' | 'supportsTransactions' | 'init' | 'close' | StateOperation>,
-): ResourceStore {
-  const state: Pick<ResourceStore, StateOperation> = {
-    getState: (k) => store.getState(k),
-    setState: (k, v, o) => store.setState(k, v, o),
-    claimState: (k, v, o) => store.claimState(k, v, o),
-    releaseState: (k, v) => store.releaseState(k, v),
-    listState: (p) => store.listState(p),
-    deleteStateGroup: (g) => store.deleteStateGroup(g),
-    purgeExpiredState: () => store.purgeExpiredState(),
-  };
-  return { engine: store.engine, location: store.location, supportsTransactions: true, inTransaction: true, init: async () => undefined, close: async () => undefined, ...state, ...ops };
-}
-
-/** Where a contained resource's row is: its id is `ContainerType/containerId#cid` (real ids never hold `#` or `/`). */
-export function containerOf(id: string): StoredVersion['container'] {
-  const m = /^([A-Z][A-Za-z]+)\/([^#/]+)#(.+)$/.exec(id);
-  return m ? { type: m[1], id: m[2], cid: m[3] } : undefined;
-}

@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import { loadConfig, type Config } from '../../src/config';
 import { createServices } from '../../src/server';
-import { SqliteStore } from '../../src/store/sqlite';
-import { MongoStore } from '../../src/store/mongo';
+import { SqliteStore } from '../../src/store/sqlite/store';
+import { MongoStore } from '../../src/store/mongo/store';
 import type { ResourceStore } from '../../src/store/types';
 import type { AppServices } from '../../src/server';
 

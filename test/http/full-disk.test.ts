@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createApp } from '../../src/http/app';
 import { createLogger } from '../../src/log';
 import { createServices, type AppServices } from '../../src/server';
-import { SqliteStore } from '../../src/store/sqlite';
+import { SqliteStore } from '../../src/store/sqlite/store';
 import { StorageFullError } from '../../src/store/errors';
 import type { ResourceStore } from '../../src/store/types';
 import { backendToken, registerBackend, request, useToken } from '../helpers/auth';

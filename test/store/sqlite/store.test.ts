@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Resource } from 'fhir/r4';
-import type { SearchPlan } from '../../src/search/plan';
-import { withTimeBudget } from '../../src/store/budget';
-import { TimeBudgetError } from '../../src/store/errors';
-import { SqliteStore } from '../../src/store/sqlite';
+import type { SearchPlan } from '../../../src/search/plan';
+import { withTimeBudget } from '../../../src/store/budget';
+import { TimeBudgetError } from '../../../src/store/errors';
+import { SqliteStore } from '../../../src/store/sqlite/store';
 
 /**
  * SQLite runs on the server's only thread: a query that examines too much is stopped while it runs
